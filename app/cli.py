@@ -1,0 +1,145 @@
+"""The ``relay`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from functools import partial
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from app.config import Settings
+from app.logs import configure
+
+cli = typer.Typer(help="Seizure Relay: real-time seizure sharing for joint customs operations.", no_args_is_help=True)
+keys_cli = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+cli.add_typer(keys_cli, name="keys")
+
+
+@cli.command()
+def migrate() -> None:
+    """Bring the database to the newest schema."""
+    from app.migrate import upgrade
+
+    settings = Settings()
+    upgrade(settings.database_url)
+    typer.echo("database is up to date")
+
+
+@cli.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind (RELAY_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (RELAY_PORT)")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
+    migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate", help="Migrate before serving")] = True,
+) -> None:
+    """Migrate, then serve the API."""
+    settings = Settings()
+    configure(settings.log_level)
+    if migrate_first:
+        from app.migrate import upgrade
+
+        upgrade(settings.database_url)
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+    )
+
+
+async def _in_committer(job: object) -> object:
+    from app.committer import Committer
+    from app.db import Database
+
+    db = Database(Settings())
+    committer = Committer(db.write_sessions, lock_counter_row=not db.is_sqlite)
+    committer.start()
+    try:
+        return await committer.run(job)  # type: ignore[arg-type]
+    finally:
+        await committer.stop()
+        await db.dispose()
+
+
+@keys_cli.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help="admin, member or analyst")],
+    label: Annotated[str, typer.Option(help="Who or what holds the key")],
+    administration: Annotated[str | None, typer.Option(help="Administration code (not for admin)")] = None,
+    expires_at: Annotated[datetime | None, typer.Option(help="Expiry, RFC 3339 with offset")] = None,
+) -> None:
+    """Create a key and print its token once."""
+    from pydantic import ValidationError
+
+    from app.errors import AppError
+    from app.schemas.admin import KeyIn
+    from app.services.keys import create_key
+
+    try:
+        data = KeyIn.model_validate(
+            {
+                "role": role,
+                "label": label,
+                "administration": administration,
+                "expires_at": expires_at.isoformat() if expires_at else None,
+            }
+        )
+        created = asyncio.run(_in_committer(partial(create_key, caller=None, data=data)))
+    except ValidationError as exc:
+        raise typer.BadParameter("; ".join(e["msg"] for e in exc.errors())) from None
+    except AppError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(created.model_dump_json(indent=2))  # type: ignore[attr-defined]
+
+
+@keys_cli.command("list")
+def keys_list() -> None:
+    """List keys (never their tokens)."""
+    from app.db import Database
+    from app.services.keys import list_keys
+
+    async def run() -> None:
+        db = Database(Settings())
+        try:
+            async with db.read_sessions() as session:
+                cursor = None
+                while True:
+                    items, next_cursor = await list_keys(session, limit=500, cursor=cursor)
+                    for key in items:
+                        state = "revoked" if key.revoked_at else "active"
+                        typer.echo(f"{key.id}  {key.role:8} {key.administration or '-':14} {state:8} {key.label}")
+                    if next_cursor is None:
+                        break
+                    from app.services.pagination import Cursor
+
+                    cursor = Cursor.decode(next_cursor)
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())
+
+
+@keys_cli.command("revoke")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key at once."""
+    from app.errors import AppError
+    from app.services.keys import revoke_key
+
+    try:
+        asyncio.run(_in_committer(partial(revoke_key, caller=None, key_id=key_id)))
+    except AppError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"revoked {key_id}")
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,99 @@
+"""``create_app(settings)``: the ASGI application and the lifespan that builds its parts.
+
+Nothing connects at import time; the lifespan builds the store, the committer and
+the audit sink and keeps them, typed, in ``app.state.runtime``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from functools import partial
+
+from fastapi import FastAPI
+
+from app.committer import Committer
+from app.config import Settings
+from app.db import Database
+from app.deps import Runtime
+from app.errors import install_error_handlers
+from app.metrics import Metrics
+from app.middleware import RequestGuard
+from app.models import Event
+from app.ratelimit import RateLimiter
+from app.routers import administrations, alerts, audit, events, followups, health, keys, operations
+from app.services import idempotency
+from app.services.audit import AuditSink
+from app.services.idempotency import InFlight
+from app.services.keys import bootstrap_admin
+
+log = logging.getLogger("relay")
+
+MAINTENANCE_INTERVAL = 3600.0
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    metrics = Metrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(settings)
+
+        def on_commit(committed: list[Event]) -> None:
+            metrics.events_committed.inc(len(committed))
+            metrics.alerts_created.inc(sum(1 for e in committed if e.type == "alert.created"))
+
+        committer = Committer(
+            db.write_sessions,
+            lock_counter_row=not db.is_sqlite,
+            max_batch=settings.write_batch_max,
+            on_commit=on_commit,
+        )
+        committer.start()
+        sink = AuditSink(committer, interval=settings.audit_flush_interval)
+        sink.start()
+        app.state.runtime = Runtime(
+            settings=settings,
+            db=db,
+            committer=committer,
+            audit=sink,
+            in_flight=InFlight(),
+            limiter=RateLimiter(settings.rate_limit),
+            metrics=metrics,
+        )
+        if settings.bootstrap_token:
+            if await committer.run(partial(bootstrap_admin, token=settings.bootstrap_token)):
+                log.info("bootstrap admin key created")
+        maintenance = asyncio.create_task(_maintain(committer), name="maintenance")
+        try:
+            yield
+        finally:
+            maintenance.cancel()
+            await sink.stop()
+            await committer.stop()
+            await db.dispose()
+
+    app = FastAPI(
+        title="Seizure Relay",
+        version="1.0.0",
+        summary="Real-time seizure information sharing for joint customs operations",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for module in (health, administrations, operations, keys, alerts, followups, events, audit):
+        app.include_router(module.router)
+    app.add_middleware(RequestGuard, max_body=settings.max_body_bytes, metrics=metrics)
+    return app
+
+
+async def _maintain(committer: Committer) -> None:
+    """Housekeeping that no request waits for."""
+    while True:
+        try:
+            await committer.run(idempotency.prune)
+        except Exception:
+            log.warning("idempotency pruning failed; will retry")
+        await asyncio.sleep(MAINTENANCE_INTERVAL)

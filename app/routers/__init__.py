@@ -1,0 +1,1 @@
+"""Thin HTTP and websocket endpoints, a module per resource."""

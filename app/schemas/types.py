@@ -1,0 +1,70 @@
+"""Field types shared by every schema: codes, territories, text, strict timestamps."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import pycountry
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, PlainSerializer, Strict
+from pydantic import StringConstraints as Str
+
+CODE_PATTERN = r"^[A-Z0-9][A-Z0-9-]{1,31}$"
+TERRITORIES = frozenset(country.alpha_2 for country in pycountry.countries)
+
+
+def _clean_text(value: str) -> str:
+    # PostgreSQL refuses NUL, and lone surrogates cannot be stored as UTF-8: refuse both here
+    # so that such input is a 422, never a 500.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text") from None
+    return value
+
+
+def _territory(value: str) -> str:
+    if value not in TERRITORIES:
+        raise ValueError("must be an ISO 3166-1 alpha-2 code")
+    return value
+
+
+def _timestamp_string(value: Any) -> Any:
+    if not isinstance(value, str | datetime):
+        raise ValueError("must be an RFC 3339 timestamp string")
+    return value
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+def format_utc(value: datetime) -> str:
+    """RFC 3339 in UTC with a ``Z`` suffix and millisecond precision."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+Text = Annotated[str, Strict(), AfterValidator(_clean_text)]
+
+
+def text(min_length: int = 0, max_length: int = 10_000) -> Any:
+    """A strict, storable string with length bounds (after trimming surrounding space)."""
+    return Annotated[
+        str,
+        Strict(),
+        Str(strip_whitespace=True, min_length=min_length, max_length=max_length),
+        AfterValidator(_clean_text),
+    ]
+
+
+Code = Annotated[str, Strict(), Str(pattern=CODE_PATTERN)]
+Territory = Annotated[str, Strict(), AfterValidator(_territory)]
+UtcDatetime = Annotated[
+    AwareDatetime,
+    BeforeValidator(_timestamp_string),
+    AfterValidator(_to_utc),
+    PlainSerializer(format_utc, return_type=str),
+]
+OutDatetime = Annotated[datetime, PlainSerializer(format_utc, return_type=str)]

@@ -1,0 +1,1 @@
+"""The behaviour of the service; routers call these, these call models and schemas."""

@@ -1,0 +1,403 @@
+"""Reporting, reading, amending and withdrawing alerts (API.md section 5)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from ulid import ULID
+
+from app.committer import Committer, WriteTx
+from app.errors import Conflict, Forbidden, NotFound, PreconditionFailed, Unprocessable
+from app.errors import from_validation_errors
+from app.jsonenc import dumps, loads
+from app.models import (
+    Ack,
+    Administration,
+    Alert,
+    AlertConcealment,
+    AlertIdentifier,
+    AlertItem,
+    AlertRecipient,
+    Operation,
+)
+from app.models.base import utcnow
+from app.schemas.alert import AlertBody, RestrictedAudience
+from app.schemas.types import format_utc
+from app.schemas.vocabulary import AlertStatus, Kind
+from app.services import audit, events, idempotency
+from app.services.audit import AuditSink
+from app.services.idempotency import IdempotencyKey, InFlight, StoredResponse
+from app.services.keys import Caller
+from app.services.operations import load_operation
+from app.services.visibility import reach_of
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """An alert as readers see it, and its ETag."""
+
+    body: dict[str, Any]
+    etag: str
+
+
+def etag_of(alert: Alert) -> str:
+    return f'"r{alert.revision}"'
+
+
+# --- reporting ---------------------------------------------------------------------------
+
+
+async def report_alert(
+    committer: Committer,
+    in_flight: InFlight,
+    *,
+    caller: Caller,
+    operation_code: str,
+    body: AlertBody,
+    raw_body: Any,
+    idempotency_key: str | None,
+) -> StoredResponse:
+    """Store a new alert; answers once it is committed (or replays an earlier answer)."""
+    assert caller.administration_id is not None
+    idem = None
+    if idempotency_key is not None:
+        key = idempotency.validate_key(idempotency_key)
+        idem = IdempotencyKey.of(key, scope=operation_code, body=raw_body)
+    with in_flight.hold(caller.administration_id, idem.key if idem else None):
+        return await committer.run(
+            partial(_report, caller=caller, operation_code=operation_code, body=body, idem=idem)
+        )
+
+
+async def _report(
+    tx: WriteTx, *, caller: Caller, operation_code: str, body: AlertBody, idem: IdempotencyKey | None
+) -> StoredResponse:
+    session = tx.session
+    assert caller.administration_id is not None and caller.administration is not None
+    if idem is not None:
+        stored = await idempotency.find(tx, administration_id=caller.administration_id, idem=idem)
+        if stored is not None:
+            return stored
+    op = await _operation_open_for_reports(session, caller=caller, code=operation_code)
+    if body.kind is Kind.notice and caller.administration_id != op.coordinator_id:
+        raise Forbidden("Only the operation's coordinator may post a notice")
+    recipients = _audience(op, body, kept=set())
+    now = utcnow()
+    alert = Alert(
+        id=str(ULID()),
+        seq=tx.next_seq(),
+        operation_id=op.id,
+        reporter_id=caller.administration_id,
+        reporter_key_label=caller.label,
+        status=AlertStatus.open.value,
+        revision=1,
+        created_at=now,
+        updated_at=now,
+    )
+    _apply_body(alert, body)
+    session.add(alert)
+    await session.flush()
+    _store_children(session, alert.id, body, recipients)
+    rendered = render(alert, operation=op.code, reported_by=caller.administration, acks=[])
+    _append_alert_event(tx, "alert.created", op, alert, rendered, seq=alert.seq)
+    audit.record_in(tx, caller=caller, action="alert.create", operation=op.code, alert_ids=[alert.id])
+    response = StoredResponse(201, dumps(rendered), f"/v1/alerts/{alert.id}", replayed=False)
+    if idem is not None:
+        idempotency.remember(tx, administration_id=caller.administration_id, idem=idem, response=response)
+    return response
+
+
+async def _operation_open_for_reports(session: AsyncSession, *, caller: Caller, code: str) -> Operation:
+    op = await load_operation(session, code=code)
+    mine = caller.administration_id
+    current = {p.administration_id for p in op.participations if p.removed_at is None}
+    if mine != op.coordinator_id and mine not in current:
+        if any(p.administration_id == mine for p in op.participations):
+            raise Forbidden(f"{caller.administration} no longer takes part in {code}")
+        raise NotFound(f"No operation {code}")
+    if op.closed_at is not None:
+        raise Conflict(f"Operation {code} is closed and accepts no new alerts")
+    return op
+
+
+def _audience(op: Operation, body: AlertBody, *, kept: set[str]) -> list[Administration]:
+    """Check recipients and add the route's participants to a restricted pre-alert.
+
+    ``kept`` are recipients of the previous revision, which stay even if they have
+    since left the operation (an audience never narrows). Rewrites
+    ``body.audience.recipients`` so the stored audience lists everyone it reaches.
+    """
+    audience = body.audience
+    if not isinstance(audience, RestrictedAudience):
+        return []
+    current = {
+        p.administration.code: p.administration for p in op.participations if p.removed_at is None
+    }
+    eligible = {**current, op.coordinator.code: op.coordinator}
+    bad = [code for code in audience.recipients if code not in eligible and code not in kept]
+    if bad:
+        raise Unprocessable(
+            "Recipients must take part in the operation or coordinate it",
+            errors=[(("body", "audience", "recipients"), f"{code} is not a participant") for code in bad],
+        )
+    codes = list(audience.recipients)
+    if body.kind is Kind.pre_alert and body.route is not None:
+        on_route = body.route.territories()
+        codes += sorted(code for code, a in current.items() if a.territory in on_route)
+    audience.recipients = list(dict.fromkeys(codes))
+    known = {p.administration.code: p.administration for p in op.participations}
+    known[op.coordinator.code] = op.coordinator
+    return [known[code] for code in audience.recipients if code in known]
+
+
+def _apply_body(alert: Alert, body: AlertBody) -> None:
+    alert.kind = body.kind.value
+    alert.priority = body.priority.value
+    alert.tlp = body.tlp.value
+    alert.occurred_at = body.occurred_at
+    alert.territory = body.location.territory
+    alert.transport_mode = body.transport_mode.value if body.transport_mode else None
+    alert.detection_method = body.detection_method.value if body.detection_method else None
+    alert.origin = body.route.origin if body.route else None
+    alert.destination = body.route.destination if body.route else None
+    alert.audience_scope = body.audience.scope
+    alert.summary = body.summary
+    alert.narrative = body.narrative
+    alert.concealment = body.concealment
+    alert.document = dumps(body.document()).decode()
+
+
+def _store_children(
+    session: AsyncSession, alert_id: str, body: AlertBody, recipients: list[Administration]
+) -> None:
+    session.add_all(
+        AlertItem(
+            alert_id=alert_id,
+            position=position,
+            commodity=item.commodity.value,
+            form=item.form.value if item.form else None,
+            quantity=item.quantity,
+            unit=item.unit.value,
+        )
+        for position, item in enumerate(body.items)
+    )
+    session.add_all(
+        AlertIdentifier(alert_id=alert_id, type=ident.type.value, value=ident.value)
+        for ident in body.identifiers
+    )
+    session.add_all(
+        AlertConcealment(alert_id=alert_id, method=method.value) for method in body.concealment_methods
+    )
+    session.add_all(
+        AlertRecipient(alert_id=alert_id, administration_id=admin.id) for admin in recipients
+    )
+
+
+async def _replace_children(
+    session: AsyncSession, alert_id: str, body: AlertBody, recipients: list[Administration]
+) -> None:
+    for table in (AlertItem, AlertIdentifier, AlertConcealment, AlertRecipient):
+        await session.execute(delete(table).where(table.alert_id == alert_id))
+    _store_children(session, alert_id, body, recipients)
+
+
+def _append_alert_event(
+    tx: WriteTx, type: str, op: Operation, alert: Alert, rendered: dict[str, Any], seq: int | None = None
+) -> None:
+    events.append(
+        tx, type=type, operation=(op.id, op.code), alert_id=alert.id, body={"alert": rendered}, seq=seq
+    )
+
+
+# --- rendering ---------------------------------------------------------------------------
+
+
+def render(
+    alert: Alert, *, operation: str, reported_by: str, acks: list[dict[str, Any]]
+) -> dict[str, Any]:
+    return {
+        "id": alert.id,
+        "operation": operation,
+        "seq": alert.seq,
+        "revision": alert.revision,
+        **loads(alert.document),
+        "reported_by": reported_by,
+        "reported_by_key": alert.reporter_key_label,
+        "created_at": format_utc(alert.created_at),
+        "updated_at": format_utc(alert.updated_at),
+        "status": alert.status,
+        "withdrawn_reason": alert.withdrawn_reason,
+        "acks": acks,
+    }
+
+
+def render_ack(ack: Ack, administration: str) -> dict[str, Any]:
+    return {
+        "administration": administration,
+        "status": ack.status,
+        "note": ack.note,
+        "by": ack.by_label,
+        "at": format_utc(ack.at),
+    }
+
+
+async def render_many(session: AsyncSession, alerts: list[Alert]) -> list[dict[str, Any]]:
+    """Render stored alerts with their codes and current acknowledgements, in three queries."""
+    if not alerts:
+        return []
+    codes: dict[int, str] = dict(
+        (await session.execute(select(Administration.id, Administration.code))).tuples().all()
+    )
+    op_ids = {a.operation_id for a in alerts}
+    op_codes: dict[int, str] = dict(
+        (await session.execute(select(Operation.id, Operation.code).where(Operation.id.in_(op_ids))))
+        .tuples()
+        .all()
+    )
+    acks: dict[str, list[dict[str, Any]]] = {}
+    ack_rows = await session.execute(
+        select(Ack).where(Ack.alert_id.in_([a.id for a in alerts])).order_by(Ack.at)
+    )
+    for ack in ack_rows.scalars():
+        acks.setdefault(ack.alert_id, []).append(render_ack(ack, codes[ack.administration_id]))
+    return [
+        render(
+            a, operation=op_codes[a.operation_id], reported_by=codes[a.reporter_id], acks=acks.get(a.id, [])
+        )
+        for a in alerts
+    ]
+
+
+# --- reading -----------------------------------------------------------------------------
+
+
+async def visible_alert(session: AsyncSession, *, caller: Caller, alert_id: str) -> Alert:
+    """The alert if ``caller`` may see it; 404 alike for hidden and missing ones."""
+    assert caller.administration_id is not None
+    reach = await reach_of(session, administration_id=caller.administration_id)
+    alert = (
+        await session.execute(
+            select(Alert)
+            .where(Alert.id == alert_id, reach.alert_clause())
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one_or_none()
+    if alert is None:
+        raise NotFound("No alert with this id")
+    return alert
+
+
+async def get_alert(session: AsyncSession, sink: AuditSink, *, caller: Caller, alert_id: str) -> Rendered:
+    alert = await visible_alert(session, caller=caller, alert_id=alert_id)
+    (body,) = await render_many(session, [alert])
+    sink.record(caller=caller, action="alert.read", operation=body["operation"], alert_ids=[alert.id])
+    return Rendered(body, etag_of(alert))
+
+
+# --- amending and withdrawing --------------------------------------------------------------
+
+
+async def _own_alert(tx: WriteTx, *, caller: Caller, alert_id: str) -> tuple[Alert, Operation]:
+    alert = await visible_alert(tx.session, caller=caller, alert_id=alert_id)
+    if alert.reporter_id != caller.administration_id:
+        raise Forbidden("Only the reporting administration may change an alert")
+    op = await tx.session.get_one(Operation, alert.operation_id)
+    return alert, op
+
+
+def _check_if_match(alert: Alert, if_match: str | None) -> None:
+    if if_match is None:
+        return
+    candidates = [tag.strip() for tag in if_match.split(",")]
+    if "*" not in candidates and etag_of(alert) not in candidates:
+        raise PreconditionFailed("The alert has changed since this ETag was issued")
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON merge patch."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for name, value in patch.items():
+        if value is None:
+            result.pop(name, None)
+        else:
+            result[name] = merge_patch(result.get(name), value)
+    return result
+
+
+def _narrows(old: dict[str, Any], new: AlertBody) -> bool:
+    if old["scope"] == "operation":
+        return new.audience.scope != "operation"
+    if not isinstance(new.audience, RestrictedAudience):
+        return False
+    return not set(old.get("recipients", [])) <= set(new.audience.recipients)
+
+
+async def _amend(
+    tx: WriteTx, *, caller: Caller, alert_id: str, patch: dict[str, Any], if_match: str | None
+) -> Rendered:
+    alert, op = await _own_alert(tx, caller=caller, alert_id=alert_id)
+    _check_if_match(alert, if_match)
+    if alert.status == AlertStatus.withdrawn.value:
+        raise Conflict("A withdrawn alert cannot be amended")
+    if "kind" in patch and patch["kind"] != alert.kind:
+        raise Unprocessable("kind cannot change", errors=[(("body", "kind"), "cannot be amended")])
+    current = loads(alert.document)
+    try:
+        body = AlertBody.model_validate(merge_patch(current, patch))
+    except ValidationError as exc:
+        raise from_validation_errors(
+            {**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_input=False)
+        ) from None
+    old_audience = current["audience"]
+    recipients = _audience(op, body, kept=set(old_audience.get("recipients", [])))
+    if _narrows(old_audience, body):
+        raise Unprocessable(
+            "The audience may widen but never narrow",
+            errors=[(("body", "audience"), "would remove administrations that could see the alert")],
+        )
+    _apply_body(alert, body)
+    alert.revision += 1
+    alert.updated_at = utcnow()
+    await _replace_children(tx.session, alert.id, body, recipients)
+    await tx.session.flush()
+    return await _after_change(tx, caller=caller, alert=alert, op=op, event="alert.amended")
+
+
+async def _after_change(tx: WriteTx, *, caller: Caller, alert: Alert, op: Operation, event: str) -> Rendered:
+    (rendered,) = await render_many(tx.session, [alert])
+    _append_alert_event(tx, event, op, alert, rendered)
+    action = "alert.amend" if event == "alert.amended" else "alert.withdraw"
+    audit.record_in(tx, caller=caller, action=action, operation=op.code, alert_ids=[alert.id])
+    return Rendered(rendered, etag_of(alert))
+
+
+async def amend_alert(
+    committer: Committer, *, caller: Caller, alert_id: str, patch: dict[str, Any], if_match: str | None
+) -> Rendered:
+    """Apply a merge patch; the result is a new revision."""
+    return await committer.run(
+        partial(_amend, caller=caller, alert_id=alert_id, patch=patch, if_match=if_match)
+    )
+
+
+async def _withdraw(tx: WriteTx, *, caller: Caller, alert_id: str, reason: str) -> Rendered:
+    alert, op = await _own_alert(tx, caller=caller, alert_id=alert_id)
+    if alert.status == AlertStatus.withdrawn.value:
+        raise Conflict("The alert is already withdrawn")
+    alert.status = AlertStatus.withdrawn.value
+    alert.withdrawn_reason = reason
+    alert.revision += 1
+    alert.updated_at = utcnow()
+    await tx.session.flush()
+    return await _after_change(tx, caller=caller, alert=alert, op=op, event="alert.withdrawn")
+
+
+async def withdraw_alert(committer: Committer, *, caller: Caller, alert_id: str, reason: str) -> Rendered:
+    return await committer.run(partial(_withdraw, caller=caller, alert_id=alert_id, reason=reason))

@@ -1,0 +1,104 @@
+"""The event log of API.md section 7: appending (inside write jobs) and reading."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.committer import WriteTx
+from app.jsonenc import dumps
+from app.models import Alert, Event, EventCounter
+from app.models.base import utcnow
+from app.schemas.types import format_utc
+from app.services.audit import AuditSink
+from app.services.keys import Caller
+from app.services.operations import open_operation
+from app.services.visibility import Reach, reach_of
+
+
+def append(
+    tx: WriteTx,
+    *,
+    type: str,
+    operation: tuple[int, str],
+    alert_id: str,
+    body: dict[str, Any],
+    seq: int | None = None,
+) -> Event:
+    """Append one event; ``body`` holds the type-specific fields (``alert``, ``ack``, ...).
+
+    ``seq`` is given when it was drawn beforehand (an alert records its creation's ``seq``).
+    """
+    seq = seq if seq is not None else tx.next_seq()
+    at = utcnow()
+    operation_id, operation_code = operation
+    payload = {"seq": seq, "type": type, "operation": operation_code, "at": format_utc(at), **body}
+    event = Event(
+        seq=seq,
+        type=type,
+        operation_id=operation_id,
+        alert_id=alert_id,
+        at=at,
+        payload=dumps(payload).decode(),
+    )
+    tx.add_event(event)
+    return event
+
+
+async def head(session: AsyncSession) -> int:
+    """The newest committed ``seq``."""
+    return int((await session.execute(select(EventCounter.last_seq).where(EventCounter.id == 1))).scalar_one())
+
+
+async def epoch(session: AsyncSession) -> str:
+    return str((await session.execute(select(EventCounter.epoch).where(EventCounter.id == 1))).scalar_one())
+
+
+async def read_visible(
+    session: AsyncSession, *, reach: Reach, since: int, operation_id: int | None, limit: int
+) -> list[tuple[int, str]]:
+    """``(seq, payload)`` of events after ``since`` about alerts ``reach`` may see, oldest first."""
+    query = (
+        select(Event.seq, Event.payload)
+        .join(Alert, Alert.id == Event.alert_id)
+        .where(Event.seq > since, reach.alert_clause())
+        .order_by(Event.seq)
+        .limit(limit)
+    )
+    if operation_id is not None:
+        query = query.where(Event.operation_id == operation_id)
+    return [(seq, payload) for seq, payload in (await session.execute(query)).all()]
+
+
+def page_body(rows: list[tuple[int, str]], *, since: int) -> bytes:
+    """The ``/v1/events`` page, spliced from stored payloads without decoding them."""
+    next_since = rows[-1][0] if rows else since
+    items = ",".join(payload for _, payload in rows)
+    return f'{{"items":[{items}],"next_since":{next_since}}}'.encode()
+
+
+async def read_events(
+    session: AsyncSession,
+    sink: AuditSink,
+    *,
+    caller: Caller,
+    since: int,
+    operation_code: str | None,
+    limit: int,
+) -> bytes:
+    """A page of ``GET /v1/events`` for ``caller``."""
+    assert caller.administration_id is not None
+    operation_id = None
+    if operation_code is not None:
+        operation_id = (await open_operation(session, caller=caller, code=operation_code)).id
+    reach = await reach_of(session, administration_id=caller.administration_id)
+    rows = await read_visible(session, reach=reach, since=since, operation_id=operation_id, limit=limit)
+    sink.record(
+        caller=caller,
+        action="events.read",
+        operation=operation_code,
+        query={"since": since, "limit": limit, "returned": len(rows)},
+    )
+    return page_body(rows, since=since)

@@ -1,0 +1,144 @@
+"""API keys: minting, hashing, authenticating, listing and revoking (API.md section 2)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from ulid import ULID
+
+from app.committer import WriteTx
+from app.errors import NotFound, Unauthorized, Unprocessable
+from app.models import Administration, ApiKey
+from app.models.base import utcnow
+from app.schemas.admin import KeyCreated, KeyIn, KeyOut
+from app.schemas.vocabulary import Role
+from app.services import audit
+from app.services.pagination import Cursor, page_of
+
+log = logging.getLogger("relay.keys")
+
+TOKEN_PREFIX = "sr_"
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The authenticated key behind a request."""
+
+    key_id: str
+    role: Role
+    label: str
+    administration_id: int | None
+    administration: str | None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.admin
+
+
+def new_token() -> str:
+    """256 random bits, URL-safe."""
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def key_out(key: ApiKey) -> KeyOut:
+    return KeyOut(
+        id=key.id,
+        administration=key.administration.code if key.administration else None,
+        role=Role(key.role),
+        label=key.label,
+        created_at=key.created_at,
+        expires_at=key.expires_at,
+        revoked_at=key.revoked_at,
+    )
+
+
+async def authenticate(session: AsyncSession, *, token: str, now: datetime) -> Caller:
+    """The caller for ``token``; 401 if unknown, expired or revoked."""
+    digest = hash_token(token)
+    key = (await session.execute(select(ApiKey).where(ApiKey.token_hash == digest))).scalar_one_or_none()
+    if key is None or not hmac.compare_digest(key.token_hash, digest):
+        raise Unauthorized()
+    if key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now):
+        raise Unauthorized("This API key is expired or revoked")
+    return Caller(
+        key_id=key.id,
+        role=Role(key.role),
+        label=key.label,
+        administration_id=key.administration_id,
+        administration=key.administration.code if key.administration else None,
+    )
+
+
+async def create_key(tx: WriteTx, *, caller: Caller | None, data: KeyIn, token: str | None = None) -> KeyCreated:
+    """Mint a key; ``token`` is given only by the bootstrap and the CLI's import."""
+    session = tx.session
+    administration = None
+    if data.administration is not None:
+        administration = (
+            await session.execute(select(Administration).where(Administration.code == data.administration))
+        ).scalar_one_or_none()
+        if administration is None:
+            raise Unprocessable(
+                "Unknown administration",
+                errors=[(("body", "administration"), "no administration has this code")],
+            )
+    now = utcnow()
+    if data.expires_at is not None and data.expires_at <= now:
+        raise Unprocessable(
+            "expires_at lies in the past", errors=[(("body", "expires_at"), "must lie in the future")]
+        )
+    token = token or new_token()
+    key = ApiKey(
+        id=str(ULID()),
+        token_hash=hash_token(token),
+        role=data.role.value,
+        administration_id=administration.id if administration else None,
+        label=data.label,
+        created_at=now,
+        expires_at=data.expires_at,
+    )
+    key.administration = administration
+    session.add(key)
+    await session.flush()
+    audit.record_in(tx, caller=caller, action="key.create", query={"key_id": key.id, "role": key.role})
+    out = key_out(key)
+    return KeyCreated(**out.model_dump(), token=token)
+
+
+async def list_keys(session: AsyncSession, *, limit: int, cursor: Cursor | None) -> tuple[list[KeyOut], str | None]:
+    query = select(ApiKey).order_by(ApiKey.id).limit(limit + 1)
+    if cursor is not None:
+        query = query.where(ApiKey.id > cursor.string("id"))
+    keys = list((await session.execute(query)).scalars())
+    return page_of([key_out(k) for k in keys], limit, lambda k: {"id": k.id})
+
+
+async def revoke_key(tx: WriteTx, *, caller: Caller | None, key_id: str) -> None:
+    key = await tx.session.get(ApiKey, key_id)
+    if key is None:
+        raise NotFound("No key with this id")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        audit.record_in(tx, caller=caller, action="key.revoke", query={"key_id": key.id})
+
+
+async def bootstrap_admin(tx: WriteTx, *, token: str) -> bool:
+    """Create the admin key ``token`` if no admin key exists yet; True if one was made."""
+    exists = (await tx.session.execute(select(ApiKey.id).where(ApiKey.role == Role.admin.value).limit(1))).first()
+    if exists is not None:
+        return False
+    if len(token) < 22:
+        log.warning("RELAY_BOOTSTRAP_TOKEN is short; use at least 128 bits of randomness")
+    await create_key(tx, caller=None, data=KeyIn(role=Role.admin, label="bootstrap"), token=token)
+    return True

@@ -1,0 +1,94 @@
+"""The sharing rule of API.md section 3, in one place.
+
+Administration X may see an alert (and everything about it) iff
+  1. X reported it, or
+  2. X coordinates the alert's operation, or
+  3. X currently participates and the audience is ``operation``, or it is
+     ``restricted`` and X is a recipient.
+
+``Reach`` holds what X's memberships give it and states the rule twice, once as a
+SQL predicate for every query (get, list, events, stats, export) and once in
+Python for the live stream, which decides on events already in memory. The
+property tests check that both forms agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, and_, exists, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import Alert, AlertRecipient, Operation, Participation
+
+
+@dataclass(frozen=True, slots=True)
+class Reach:
+    """One administration's standing in every operation."""
+
+    administration_id: int
+    coordinates: frozenset[int]
+    participates: frozenset[int]
+    took_part: frozenset[int]
+
+    def may_open(self, operation_id: int) -> bool:
+        """May read the operation at all (a former participant still reads its own alerts)."""
+        return operation_id in self.coordinates or operation_id in self.took_part
+
+    def may_report(self, operation_id: int) -> bool:
+        return operation_id in self.coordinates or operation_id in self.participates
+
+    def may_see(
+        self, *, operation_id: int, reporter_id: int, scope: str, recipient_ids: Collection[int]
+    ) -> bool:
+        """The rule, for an alert already in memory."""
+        if reporter_id == self.administration_id or operation_id in self.coordinates:
+            return True
+        if operation_id not in self.participates:
+            return False
+        return scope == "operation" or self.administration_id in recipient_ids
+
+    def alert_clause(self) -> ColumnElement[bool]:
+        """The rule, as a predicate over ``Alert``."""
+        me = self.administration_id
+        is_recipient = exists(
+            select(AlertRecipient.alert_id).where(
+                AlertRecipient.alert_id == Alert.id, AlertRecipient.administration_id == me
+            )
+        )
+        clauses: list[ColumnElement[bool]] = [Alert.reporter_id == me]
+        if self.coordinates:
+            clauses.append(Alert.operation_id.in_(self.coordinates))
+        if self.participates:
+            clauses.append(
+                and_(
+                    Alert.operation_id.in_(self.participates),
+                    or_(Alert.audience_scope == "operation", is_recipient),
+                )
+            )
+        return or_(*clauses)
+
+
+
+async def reach_of(session: AsyncSession, *, administration_id: int) -> Reach:
+    coordinates = frozenset(
+        (
+            await session.execute(
+                select(Operation.id).where(Operation.coordinator_id == administration_id)
+            )
+        ).scalars()
+    )
+    rows = (
+        await session.execute(
+            select(Participation.operation_id, Participation.removed_at).where(
+                Participation.administration_id == administration_id
+            )
+        )
+    ).all()
+    return Reach(
+        administration_id=administration_id,
+        coordinates=coordinates,
+        participates=frozenset(op for op, removed in rows if removed is None),
+        took_part=frozenset(op for op, _ in rows),
+    )
