@@ -13,7 +13,10 @@ import uvicorn
 from app.config import Settings
 from app.logs import configure
 
-cli = typer.Typer(help="Seizure Relay: real-time seizure sharing for joint customs operations.", no_args_is_help=True)
+cli = typer.Typer(
+    help="Seizure Relay: real-time seizure sharing for joint customs operations.",
+    no_args_is_help=True,
+)
 keys_cli = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 cli.add_typer(keys_cli, name="keys")
 
@@ -33,7 +36,9 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind (RELAY_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (RELAY_PORT)")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
-    migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate", help="Migrate before serving")] = True,
+    migrate_first: Annotated[
+        bool, typer.Option("--migrate/--no-migrate", help="Migrate before serving")
+    ] = True,
 ) -> None:
     """Migrate, then serve the API."""
     settings = Settings()
@@ -72,8 +77,12 @@ async def _in_committer(job: object) -> object:
 def keys_create(
     role: Annotated[str, typer.Option(help="admin, member or analyst")],
     label: Annotated[str, typer.Option(help="Who or what holds the key")],
-    administration: Annotated[str | None, typer.Option(help="Administration code (not for admin)")] = None,
-    expires_at: Annotated[datetime | None, typer.Option(help="Expiry, RFC 3339 with offset")] = None,
+    administration: Annotated[
+        str | None, typer.Option(help="Administration code (not for admin)")
+    ] = None,
+    expires_at: Annotated[
+        datetime | None, typer.Option(help="Expiry, RFC 3339 with offset")
+    ] = None,
 ) -> None:
     """Create a key and print its token once."""
     from pydantic import ValidationError
@@ -105,6 +114,7 @@ def keys_list() -> None:
     """List keys (never their tokens)."""
     from app.db import Database
     from app.services.keys import list_keys
+    from app.services.pagination import Cursor
 
     async def run() -> None:
         db = Database(Settings())
@@ -115,11 +125,10 @@ def keys_list() -> None:
                     items, next_cursor = await list_keys(session, limit=500, cursor=cursor)
                     for key in items:
                         state = "revoked" if key.revoked_at else "active"
-                        typer.echo(f"{key.id}  {key.role:8} {key.administration or '-':14} {state:8} {key.label}")
+                        owner = key.administration or "-"
+                        typer.echo(f"{key.id}  {key.role:8} {owner:14} {state:8} {key.label}")
                     if next_cursor is None:
                         break
-                    from app.services.pagination import Cursor
-
                     cursor = Cursor.decode(next_cursor)
         finally:
             await db.dispose()

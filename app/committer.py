@@ -17,6 +17,7 @@ See docs/event-log.md.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -89,10 +90,8 @@ class Committer:
             return
         await self._queue.join()
         self._task.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await self._task
-        except asyncio.CancelledError:
-            pass
         self._task = None
 
     async def run(self, job: Job[T]) -> T:
@@ -139,9 +138,11 @@ class Committer:
                         pending.result = await pending.job(tx)
                 except (AppError, IntegrityError) as exc:
                     del tx.events[mark:]
-                    pending.error = Conflict("The write conflicts with stored data") if isinstance(
-                        exc, IntegrityError
-                    ) else exc
+                    pending.error = (
+                        Conflict("The write conflicts with stored data")
+                        if isinstance(exc, IntegrityError)
+                        else exc
+                    )
                 except Exception as exc:
                     if is_unavailable(exc):
                         raise

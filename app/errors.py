@@ -7,13 +7,14 @@ No problem body ever carries a stack trace, SQL, or another administration's dat
 from __future__ import annotations
 
 import logging
-from http import HTTPStatus
 from collections.abc import Iterable, Mapping
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import DBAPIError, TimeoutError as PoolTimeoutError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -117,7 +118,10 @@ class ServiceUnavailable(AppError):
 
 def problem_response(error: AppError) -> Response:
     return Response(
-        dumps(error.body()), status_code=error.status, headers=error.headers, media_type=PROBLEM_JSON
+        dumps(error.body()),
+        status_code=error.status,
+        headers=error.headers,
+        media_type=PROBLEM_JSON,
     )
 
 
@@ -196,9 +200,16 @@ def install_error_handlers(app: FastAPI) -> None:
             error.detail = error.title
         return problem_response(error)
 
-    async def on_unexpected(request: Request, exc: Exception) -> Response:
+    async def on_store_error(request: Request, exc: Exception) -> Response:
+        # Registered per class so the exception middleware answers (the catch-all below
+        # answers too, but Starlette re-raises from there and logs a traceback).
         if is_unavailable(exc):
             log.warning("store unavailable: %s", type(exc).__name__)
+            return problem_response(ServiceUnavailable())
+        return await on_unexpected(request, exc)
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        if is_unavailable(exc):
             return problem_response(ServiceUnavailable())
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(AppError("An unexpected error occurred"))
@@ -206,4 +217,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, on_app_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+    for store_error in (DBAPIError, PoolTimeoutError, TimeoutError, OSError):
+        app.add_exception_handler(store_error, on_store_error)
     app.add_exception_handler(Exception, on_unexpected)

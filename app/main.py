@@ -65,7 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             metrics=metrics,
         )
         if settings.bootstrap_token:
-            if await committer.run(partial(bootstrap_admin, token=settings.bootstrap_token)):
+            created = await committer.run(partial(bootstrap_admin, token=settings.bootstrap_token))
+            if created:
                 log.info("bootstrap admin key created")
         maintenance = asyncio.create_task(_maintain(committer), name="maintenance")
         try:

@@ -24,7 +24,9 @@ def is_json(content_type: str | None) -> bool:
     if not content_type:
         return False
     media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
 
 
 class RequestGuard:
@@ -85,14 +87,18 @@ class RequestGuard:
             request_id.reset(rid_token)
             key_id.reset(key_token)
 
-    async def _screen_body(self, headers: Headers, receive: Receive) -> tuple[AppError | None, Receive]:
+    async def _screen_body(
+        self, headers: Headers, receive: Receive
+    ) -> tuple[AppError | None, Receive]:
         """Read the body (at most ``max_body`` bytes) so that it can be refused unparsed."""
         declared = headers.get("content-length")
         if declared is not None:
             if not declared.isdigit():
                 return BadRequest("Invalid Content-Length"), receive
             if int(declared) > self.max_body:
-                return PayloadTooLarge(f"Request bodies are limited to {self.max_body} bytes"), receive
+                return PayloadTooLarge(
+                    f"Request bodies are limited to {self.max_body} bytes"
+                ), receive
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -102,7 +108,9 @@ class RequestGuard:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body:
-                return PayloadTooLarge(f"Request bodies are limited to {self.max_body} bytes"), receive
+                return PayloadTooLarge(
+                    f"Request bodies are limited to {self.max_body} bytes"
+                ), receive
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break

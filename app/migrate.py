@@ -7,12 +7,20 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-ROOT = Path(__file__).resolve().parent.parent
+
+def project_root() -> Path:
+    """Where ``migrations/`` lives: the source tree, or the working directory of an
+    installed copy (the container image keeps them in its working directory)."""
+    for candidate in (Path(__file__).resolve().parent.parent, Path.cwd()):
+        if (candidate / "migrations" / "env.py").is_file():
+            return candidate
+    raise FileNotFoundError("migrations/ not found beside the package or in the working directory")
 
 
 def alembic_config(database_url: str) -> Config:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
+    root = project_root()
+    config = Config(str(root / "alembic.ini"))
+    config.set_main_option("script_location", str(root / "migrations"))
     # Alembic's ini interpolation treats % specially.
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     config.attributes["configure_logging"] = False

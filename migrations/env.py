@@ -22,7 +22,9 @@ target_metadata = Base.metadata
 HAND_WRITTEN = ("alert_fts", "ix_alert_fulltext")
 
 
-def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+def include_object(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
     return not (name or "").startswith(HAND_WRITTEN)
 
 

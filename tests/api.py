@@ -17,10 +17,16 @@ def seizure(**overrides: Any) -> dict[str, Any]:
         "kind": "seizure",
         "priority": "routine",
         "occurred_at": "2020-06-17T09:30:00+09:00",
-        "location": {"territory": "KR", "place": "Incheon International Mail Centre", "unlocode": "KRICN"},
+        "location": {
+            "territory": "KR",
+            "place": "Incheon International Mail Centre",
+            "unlocode": "KRICN",
+        },
         "transport_mode": "mail",
         "route": {"origin": "TH", "transit": ["MY"], "destination": "KR"},
-        "items": [{"commodity": "methamphetamine", "form": "crystal", "quantity": 2.35, "unit": "kg"}],
+        "items": [
+            {"commodity": "methamphetamine", "form": "crystal", "quantity": 2.35, "unit": "kg"}
+        ],
         "concealment_methods": ["tea_packaging"],
         "concealment": "Vacuum-packed in Chinese tea bags inside a gift box",
         "detection_method": "x_ray",
@@ -71,7 +77,9 @@ class Api:
         self.client = client
         self.runtime = runtime
 
-    async def administration(self, code: str, territory: str = "KR", name: str | None = None) -> None:
+    async def administration(
+        self, code: str, territory: str = "KR", name: str | None = None
+    ) -> None:
         response = await self.client.post(
             "/v1/administrations",
             json={"code": code, "name": name or code, "territory": territory},
@@ -96,17 +104,26 @@ class Api:
         result: dict[str, Any] = response.json()
         return result
 
-    async def key(self, administration: str | None, role: str = "member", label: str | None = None) -> dict[str, str]:
+    async def key(
+        self, administration: str | None, role: str = "member", label: str | None = None
+    ) -> dict[str, str]:
         """Authorization headers for a new key."""
-        body: dict[str, Any] = {"role": role, "label": label or f"{administration or 'admin'} {role}"}
+        body: dict[str, Any] = {
+            "role": role,
+            "label": label or f"{administration or 'admin'} {role}",
+        }
         if administration is not None:
             body["administration"] = administration
         response = await self.client.post("/v1/keys", json=body, headers=ADMIN)
         assert response.status_code == 201, response.text
         return {"Authorization": f"Bearer {response.json()['token']}"}
 
-    async def report(self, headers: dict[str, str], operation: str, body: dict[str, Any]) -> dict[str, Any]:
-        response = await self.client.post(f"/v1/operations/{operation}/alerts", json=body, headers=headers)
+    async def report(
+        self, headers: dict[str, str], operation: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        response = await self.client.post(
+            f"/v1/operations/{operation}/alerts", json=body, headers=headers
+        )
         assert response.status_code == 201, response.text
         result: dict[str, Any] = response.json()
         return result
@@ -124,7 +141,9 @@ class Api:
             ("JP-CUS", "JP"),
         ):
             await self.administration(code, territory)
-        await self.operation("ICEBREAK-II", coordinator="RILO-AP", participants=["KR-KCS", "HK-CED", "TH-CUS"])
+        await self.operation(
+            "ICEBREAK-II", coordinator="RILO-AP", participants=["KR-KCS", "HK-CED", "TH-CUS"]
+        )
         await self.operation("OTHER-OP", coordinator="JP-CUS", participants=["KR-KCS"])
         keys: dict[str, dict[str, str]] = {}
         for code in ("RILO-AP", "KR-KCS", "HK-CED", "TH-CUS", "JP-CUS"):

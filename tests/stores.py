@@ -34,7 +34,7 @@ async def postgres_database() -> AsyncIterator[str]:
     name = f"relay_test_{os.getpid()}_{secrets.token_hex(4)}"
     try:
         admin = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=5)
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+    except (TimeoutError, OSError, asyncpg.PostgresError):
         missing_service("PostgreSQL")
         raise
     try:

@@ -97,7 +97,9 @@ class Ack(Base):
     alert_id: Mapped[str] = mapped_column(
         ForeignKey("alert.id", ondelete="CASCADE"), primary_key=True
     )
-    administration_id: Mapped[int] = mapped_column(ForeignKey("administration.id"), primary_key=True)
+    administration_id: Mapped[int] = mapped_column(
+        ForeignKey("administration.id"), primary_key=True
+    )
     status: Mapped[str] = mapped_column(String(16))
     note: Mapped[str | None] = mapped_column(Text)
     by_label: Mapped[str] = mapped_column(String(100))

@@ -24,7 +24,7 @@ class Event(Base):
 
 
 class EventCounter(Base):
-    """A single row. Writers lock it for their whole transaction, so ``seq`` follows commit order."""
+    """One row, locked by each writer for its whole transaction: ``seq`` follows commit order."""
 
     __tablename__ = "event_counter"
 

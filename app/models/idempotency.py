@@ -13,7 +13,9 @@ from app.models.base import Base, utcnow
 class IdempotencyRecord(Base):
     __tablename__ = "idempotency_record"
 
-    administration_id: Mapped[int] = mapped_column(ForeignKey("administration.id"), primary_key=True)
+    administration_id: Mapped[int] = mapped_column(
+        ForeignKey("administration.id"), primary_key=True
+    )
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     request_hash: Mapped[str] = mapped_column(String(64))
     status: Mapped[int] = mapped_column(Integer)

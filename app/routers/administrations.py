@@ -17,14 +17,20 @@ router = APIRouter(prefix="/v1/administrations", tags=["administration"])
 
 
 @router.post("", status_code=201, response_model=AdministrationOut)
-async def create_administration(data: AdministrationIn, _: AdminCaller, committer: CommitterDep) -> Response:
+async def create_administration(
+    data: AdministrationIn, _: AdminCaller, committer: CommitterDep
+) -> Response:
     """Register a customs administration; 409 if the code exists."""
     created = await committer.run(partial(administrations.create_administration, data=data))
     return json_response(created, status=201)
 
 
 @router.get("", response_model=Page[AdministrationOut])
-async def list_administrations(_: AdminCaller, session: SessionDep, cursor: CursorDep, limit: Limit = 50) -> Response:
+async def list_administrations(
+    _: AdminCaller, session: SessionDep, cursor: CursorDep, limit: Limit = 50
+) -> Response:
     """All administrations, by code."""
-    items, next_cursor = await administrations.list_administrations(session, limit=limit, cursor=cursor)
+    items, next_cursor = await administrations.list_administrations(
+        session, limit=limit, cursor=cursor
+    )
     return page_response(items, next_cursor)

@@ -92,7 +92,9 @@ async def list_alerts(
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertOut)
-async def get_alert(alert_id: AlertId, caller: MemberCaller, session: SessionDep, sink: AuditDep) -> Response:
+async def get_alert(
+    alert_id: AlertId, caller: MemberCaller, session: SessionDep, sink: AuditDep
+) -> Response:
     """One alert, with its ETag (404 if the caller may not see it)."""
     rendered = await alerts.get_alert(session, sink, caller=caller, alert_id=alert_id)
     return json_response(rendered.body, headers={"ETag": rendered.etag})
@@ -114,7 +116,11 @@ async def amend_alert(
 
 
 @router.post("/alerts/{alert_id}/withdraw", response_model=AlertOut)
-async def withdraw_alert(alert_id: AlertId, data: WithdrawIn, caller: MemberCaller, committer: CommitterDep) -> Response:
+async def withdraw_alert(
+    alert_id: AlertId, data: WithdrawIn, caller: MemberCaller, committer: CommitterDep
+) -> Response:
     """Withdraw the caller's administration's alert."""
-    rendered = await alerts.withdraw_alert(committer, caller=caller, alert_id=alert_id, reason=data.reason)
+    rendered = await alerts.withdraw_alert(
+        committer, caller=caller, alert_id=alert_id, reason=data.reason
+    )
     return json_response(rendered.body, headers={"ETag": rendered.etag})

@@ -17,7 +17,9 @@ router = APIRouter(prefix="/v1", tags=["audit"])
 
 
 @router.get("/audit")
-async def read_audit(query: Annotated[AuditQuery, Query()], _: AdminCaller, session: SessionDep) -> Response:
+async def read_audit(
+    query: Annotated[AuditQuery, Query()], _: AdminCaller, session: SessionDep
+) -> Response:
     """Audit records, newest first."""
     where = audit.AuditFilter(
         key_id=query.key_id,

@@ -23,10 +23,18 @@ class EventPage(BaseModel):
 
 @router.get("/events", response_model=EventPage)
 async def read_events(
-    query: Annotated[EventsQuery, Query()], caller: MemberCaller, session: SessionDep, sink: AuditDep
+    query: Annotated[EventsQuery, Query()],
+    caller: MemberCaller,
+    session: SessionDep,
+    sink: AuditDep,
 ) -> Response:
     """Visible events with ``seq > since``, oldest first; resume from ``next_since``."""
     body = await events.read_events(
-        session, sink, caller=caller, since=query.since, operation_code=query.operation, limit=query.limit
+        session,
+        sink,
+        caller=caller,
+        since=query.since,
+        operation_code=query.operation,
+        limit=query.limit,
     )
     return json_response(body)

@@ -20,14 +20,18 @@ router = APIRouter(prefix="/v1/alerts/{alert_id}", tags=["follow-up"])
 
 
 @router.post("/acks", status_code=201, response_model=AckOut)
-async def acknowledge(alert_id: AlertId, data: AckIn, caller: MemberCaller, committer: CommitterDep) -> Response:
+async def acknowledge(
+    alert_id: AlertId, data: AckIn, caller: MemberCaller, committer: CommitterDep
+) -> Response:
     """Set the caller's administration's status on the alert; it supersedes the previous one."""
     ack = await followups.acknowledge(committer, caller=caller, alert_id=alert_id, data=data)
     return json_response(ack, status=201)
 
 
 @router.post("/comments", status_code=201, response_model=CommentOut)
-async def add_comment(alert_id: AlertId, data: CommentIn, caller: MemberCaller, committer: CommitterDep) -> Response:
+async def add_comment(
+    alert_id: AlertId, data: CommentIn, caller: MemberCaller, committer: CommitterDep
+) -> Response:
     """Comment on the alert."""
     comment = await followups.add_comment(committer, caller=caller, alert_id=alert_id, data=data)
     return json_response(comment, status=201)
@@ -35,10 +39,17 @@ async def add_comment(alert_id: AlertId, data: CommentIn, caller: MemberCaller, 
 
 @router.get("/comments", response_model=Page[CommentOut])
 async def list_comments(
-    alert_id: AlertId, query: Annotated[PageQuery, Query()], caller: MemberCaller, session: SessionDep
+    alert_id: AlertId,
+    query: Annotated[PageQuery, Query()],
+    caller: MemberCaller,
+    session: SessionDep,
 ) -> Response:
     """The alert's comments, oldest first."""
     items, next_cursor = await followups.list_comments(
-        session, caller=caller, alert_id=alert_id, limit=query.limit, cursor=Cursor.decode(query.cursor)
+        session,
+        caller=caller,
+        alert_id=alert_id,
+        limit=query.limit,
+        cursor=Cursor.decode(query.cursor),
     )
     return page_response(items, next_cursor)

@@ -23,7 +23,12 @@ KeyId = Annotated[str, Path(pattern=r"^[0-9A-HJKMNP-TV-Z]{26}$")]
 async def me(caller: CurrentCaller) -> Response:
     """Who the presented key is."""
     return json_response(
-        Me(key_id=caller.key_id, administration=caller.administration, role=caller.role, label=caller.label)
+        Me(
+            key_id=caller.key_id,
+            administration=caller.administration,
+            role=caller.role,
+            label=caller.label,
+        )
     )
 
 
@@ -35,7 +40,9 @@ async def create_key(data: KeyIn, caller: AdminCaller, committer: CommitterDep) 
 
 
 @router.get("/keys", response_model=Page[KeyOut])
-async def list_keys(_: AdminCaller, session: SessionDep, cursor: CursorDep, limit: Limit = 50) -> Response:
+async def list_keys(
+    _: AdminCaller, session: SessionDep, cursor: CursorDep, limit: Limit = 50
+) -> Response:
     """Every key, without tokens."""
     items, next_cursor = await keys.list_keys(session, limit=limit, cursor=cursor)
     return page_response(items, next_cursor)

@@ -25,18 +25,26 @@ AdministrationCode = Annotated[str, Path(pattern=CODE_PATTERN)]
 async def create_operation(data: OperationIn, _: AdminCaller, committer: CommitterDep) -> Response:
     """Create an operation with its coordinator and participants."""
     created = await committer.run(partial(operations.create_operation, data=data))
-    return json_response(created, status=201, headers={"Location": f"/v1/operations/{created.code}"})
+    return json_response(
+        created, status=201, headers={"Location": f"/v1/operations/{created.code}"}
+    )
 
 
 @router.get("", response_model=Page[OperationOut])
-async def list_operations(caller: CurrentCaller, session: SessionDep, cursor: CursorDep, limit: Limit = 50) -> Response:
+async def list_operations(
+    caller: CurrentCaller, session: SessionDep, cursor: CursorDep, limit: Limit = 50
+) -> Response:
     """Admins see every operation; others those they coordinate or take part in."""
-    items, next_cursor = await operations.list_operations(session, caller=caller, limit=limit, cursor=cursor)
+    items, next_cursor = await operations.list_operations(
+        session, caller=caller, limit=limit, cursor=cursor
+    )
     return page_response(items, next_cursor)
 
 
 @router.get("/{code}", response_model=OperationOut)
-async def get_operation(code: OperationCode, caller: CurrentCaller, session: SessionDep) -> Response:
+async def get_operation(
+    code: OperationCode, caller: CurrentCaller, session: SessionDep
+) -> Response:
     """One operation (404 if the caller takes no part in it)."""
     op = await operations.open_operation(session, caller=caller, code=code)
     return json_response(operations.operation_out(op))
@@ -58,7 +66,9 @@ async def remove_participant(
     code: OperationCode, administration: AdministrationCode, _: AdminCaller, committer: CommitterDep
 ) -> Response:
     """Remove a participant; it keeps seeing only the alerts it reported itself."""
-    await committer.run(partial(operations.remove_participant, code=code, administration=administration))
+    await committer.run(
+        partial(operations.remove_participant, code=code, administration=administration)
+    )
     return Response(status_code=204)
 
 

@@ -21,7 +21,9 @@ def administration_out(row: Administration) -> AdministrationOut:
 
 
 async def create_administration(tx: WriteTx, *, data: AdministrationIn) -> AdministrationOut:
-    taken = await tx.session.execute(select(Administration.id).where(Administration.code == data.code))
+    taken = await tx.session.execute(
+        select(Administration.id).where(Administration.code == data.code)
+    )
     if taken.first() is not None:
         raise Conflict(f"An administration with code {data.code} exists")
     row = Administration(code=data.code, name=data.name, territory=data.territory)
@@ -48,7 +50,9 @@ async def resolve_codes(
     wanted = list(dict.fromkeys(codes))
     if not wanted:
         return {}
-    rows = (await session.execute(select(Administration).where(Administration.code.in_(wanted)))).scalars()
+    rows = (
+        await session.execute(select(Administration).where(Administration.code.in_(wanted)))
+    ).scalars()
     found = {row.code: row for row in rows}
     missing = [code for code in wanted if code not in found]
     if missing:

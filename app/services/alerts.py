@@ -12,8 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ulid import ULID
 
 from app.committer import Committer, WriteTx
-from app.errors import Conflict, Forbidden, NotFound, PreconditionFailed, Unprocessable
-from app.errors import from_validation_errors
+from app.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    PreconditionFailed,
+    Unprocessable,
+    from_validation_errors,
+)
 from app.jsonenc import dumps, loads
 from app.models import (
     Ack,
@@ -75,7 +81,12 @@ async def report_alert(
 
 
 async def _report(
-    tx: WriteTx, *, caller: Caller, operation_code: str, body: AlertBody, idem: IdempotencyKey | None
+    tx: WriteTx,
+    *,
+    caller: Caller,
+    operation_code: str,
+    body: AlertBody,
+    idem: IdempotencyKey | None,
 ) -> StoredResponse:
     session = tx.session
     assert caller.administration_id is not None and caller.administration is not None
@@ -105,14 +116,20 @@ async def _report(
     _store_children(session, alert.id, body, recipients)
     rendered = render(alert, operation=op.code, reported_by=caller.administration, acks=[])
     _append_alert_event(tx, "alert.created", op, alert, rendered, seq=alert.seq)
-    audit.record_in(tx, caller=caller, action="alert.create", operation=op.code, alert_ids=[alert.id])
+    audit.record_in(
+        tx, caller=caller, action="alert.create", operation=op.code, alert_ids=[alert.id]
+    )
     response = StoredResponse(201, dumps(rendered), f"/v1/alerts/{alert.id}", replayed=False)
     if idem is not None:
-        idempotency.remember(tx, administration_id=caller.administration_id, idem=idem, response=response)
+        idempotency.remember(
+            tx, administration_id=caller.administration_id, idem=idem, response=response
+        )
     return response
 
 
-async def _operation_open_for_reports(session: AsyncSession, *, caller: Caller, code: str) -> Operation:
+async def _operation_open_for_reports(
+    session: AsyncSession, *, caller: Caller, code: str
+) -> Operation:
     op = await load_operation(session, code=code)
     mine = caller.administration_id
     current = {p.administration_id for p in op.participations if p.removed_at is None}
@@ -143,7 +160,9 @@ def _audience(op: Operation, body: AlertBody, *, kept: set[str]) -> list[Adminis
     if bad:
         raise Unprocessable(
             "Recipients must take part in the operation or coordinate it",
-            errors=[(("body", "audience", "recipients"), f"{code} is not a participant") for code in bad],
+            errors=[
+                (("body", "audience", "recipients"), f"{code} is not a participant") for code in bad
+            ],
         )
     codes = list(audience.recipients)
     if body.kind is Kind.pre_alert and body.route is not None:
@@ -191,7 +210,8 @@ def _store_children(
         for ident in body.identifiers
     )
     session.add_all(
-        AlertConcealment(alert_id=alert_id, method=method.value) for method in body.concealment_methods
+        AlertConcealment(alert_id=alert_id, method=method.value)
+        for method in body.concealment_methods
     )
     session.add_all(
         AlertRecipient(alert_id=alert_id, administration_id=admin.id) for admin in recipients
@@ -207,10 +227,20 @@ async def _replace_children(
 
 
 def _append_alert_event(
-    tx: WriteTx, type: str, op: Operation, alert: Alert, rendered: dict[str, Any], seq: int | None = None
+    tx: WriteTx,
+    type: str,
+    op: Operation,
+    alert: Alert,
+    rendered: dict[str, Any],
+    seq: int | None = None,
 ) -> None:
     events.append(
-        tx, type=type, operation=(op.id, op.code), alert_id=alert.id, body={"alert": rendered}, seq=seq
+        tx,
+        type=type,
+        operation=(op.id, op.code),
+        alert_id=alert.id,
+        body={"alert": rendered},
+        seq=seq,
     )
 
 
@@ -255,7 +285,11 @@ async def render_many(session: AsyncSession, alerts: list[Alert]) -> list[dict[s
     )
     op_ids = {a.operation_id for a in alerts}
     op_codes: dict[int, str] = dict(
-        (await session.execute(select(Operation.id, Operation.code).where(Operation.id.in_(op_ids))))
+        (
+            await session.execute(
+                select(Operation.id, Operation.code).where(Operation.id.in_(op_ids))
+            )
+        )
         .tuples()
         .all()
     )
@@ -267,7 +301,10 @@ async def render_many(session: AsyncSession, alerts: list[Alert]) -> list[dict[s
         acks.setdefault(ack.alert_id, []).append(render_ack(ack, codes[ack.administration_id]))
     return [
         render(
-            a, operation=op_codes[a.operation_id], reported_by=codes[a.reporter_id], acks=acks.get(a.id, [])
+            a,
+            operation=op_codes[a.operation_id],
+            reported_by=codes[a.reporter_id],
+            acks=acks.get(a.id, []),
         )
         for a in alerts
     ]
@@ -292,10 +329,14 @@ async def visible_alert(session: AsyncSession, *, caller: Caller, alert_id: str)
     return alert
 
 
-async def get_alert(session: AsyncSession, sink: AuditSink, *, caller: Caller, alert_id: str) -> Rendered:
+async def get_alert(
+    session: AsyncSession, sink: AuditSink, *, caller: Caller, alert_id: str
+) -> Rendered:
     alert = await visible_alert(session, caller=caller, alert_id=alert_id)
     (body,) = await render_many(session, [alert])
-    sink.record(caller=caller, action="alert.read", operation=body["operation"], alert_ids=[alert.id])
+    sink.record(
+        caller=caller, action="alert.read", operation=body["operation"], alert_ids=[alert.id]
+    )
     return Rendered(body, etag_of(alert))
 
 
@@ -360,7 +401,9 @@ async def _amend(
     if _narrows(old_audience, body):
         raise Unprocessable(
             "The audience may widen but never narrow",
-            errors=[(("body", "audience"), "would remove administrations that could see the alert")],
+            errors=[
+                (("body", "audience"), "would remove administrations that could see the alert")
+            ],
         )
     _apply_body(alert, body)
     alert.revision += 1
@@ -370,7 +413,9 @@ async def _amend(
     return await _after_change(tx, caller=caller, alert=alert, op=op, event="alert.amended")
 
 
-async def _after_change(tx: WriteTx, *, caller: Caller, alert: Alert, op: Operation, event: str) -> Rendered:
+async def _after_change(
+    tx: WriteTx, *, caller: Caller, alert: Alert, op: Operation, event: str
+) -> Rendered:
     (rendered,) = await render_many(tx.session, [alert])
     _append_alert_event(tx, event, op, alert, rendered)
     action = "alert.amend" if event == "alert.amended" else "alert.withdraw"
@@ -379,7 +424,12 @@ async def _after_change(tx: WriteTx, *, caller: Caller, alert: Alert, op: Operat
 
 
 async def amend_alert(
-    committer: Committer, *, caller: Caller, alert_id: str, patch: dict[str, Any], if_match: str | None
+    committer: Committer,
+    *,
+    caller: Caller,
+    alert_id: str,
+    patch: dict[str, Any],
+    if_match: str | None,
 ) -> Rendered:
     """Apply a merge patch; the result is a new revision."""
     return await committer.run(
@@ -399,5 +449,7 @@ async def _withdraw(tx: WriteTx, *, caller: Caller, alert_id: str, reason: str) 
     return await _after_change(tx, caller=caller, alert=alert, op=op, event="alert.withdrawn")
 
 
-async def withdraw_alert(committer: Committer, *, caller: Caller, alert_id: str, reason: str) -> Rendered:
+async def withdraw_alert(
+    committer: Committer, *, caller: Caller, alert_id: str, reason: str
+) -> Rendered:
     return await committer.run(partial(_withdraw, caller=caller, alert_id=alert_id, reason=reason))

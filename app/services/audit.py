@@ -8,6 +8,7 @@ every ``interval`` seconds and at shutdown.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -80,7 +81,9 @@ class AuditSink:
         alert_ids: Sequence[str] | None = None,
         query: dict[str, Any] | None = None,
     ) -> None:
-        self._buffer.append(_record(caller, action, operation=operation, alert_ids=alert_ids, query=query))
+        self._buffer.append(
+            _record(caller, action, operation=operation, alert_ids=alert_ids, query=query)
+        )
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="audit-sink")
@@ -88,10 +91,8 @@ class AuditSink:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
         await self.flush()
 

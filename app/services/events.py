@@ -49,11 +49,17 @@ def append(
 
 async def head(session: AsyncSession) -> int:
     """The newest committed ``seq``."""
-    return int((await session.execute(select(EventCounter.last_seq).where(EventCounter.id == 1))).scalar_one())
+    return int(
+        (
+            await session.execute(select(EventCounter.last_seq).where(EventCounter.id == 1))
+        ).scalar_one()
+    )
 
 
 async def epoch(session: AsyncSession) -> str:
-    return str((await session.execute(select(EventCounter.epoch).where(EventCounter.id == 1))).scalar_one())
+    return str(
+        (await session.execute(select(EventCounter.epoch).where(EventCounter.id == 1))).scalar_one()
+    )
 
 
 async def read_visible(
@@ -94,7 +100,9 @@ async def read_events(
     if operation_code is not None:
         operation_id = (await open_operation(session, caller=caller, code=operation_code)).id
     reach = await reach_of(session, administration_id=caller.administration_id)
-    rows = await read_visible(session, reach=reach, since=since, operation_id=operation_id, limit=limit)
+    rows = await read_visible(
+        session, reach=reach, since=since, operation_id=operation_id, limit=limit
+    )
     sink.record(
         caller=caller,
         action="events.read",

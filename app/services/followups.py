@@ -25,7 +25,9 @@ async def _operation(session: AsyncSession, operation_id: int) -> tuple[int, str
     return op.id, op.code
 
 
-async def _acknowledge(tx: WriteTx, *, caller: Caller, alert_id: str, data: AckIn) -> dict[str, Any]:
+async def _acknowledge(
+    tx: WriteTx, *, caller: Caller, alert_id: str, data: AckIn
+) -> dict[str, Any]:
     assert caller.administration_id is not None and caller.administration is not None
     alert = await visible_alert(tx.session, caller=caller, alert_id=alert_id)
     ack = await tx.session.get(Ack, (alert.id, caller.administration_id))
@@ -48,7 +50,9 @@ async def _acknowledge(tx: WriteTx, *, caller: Caller, alert_id: str, data: AckI
     return rendered
 
 
-async def acknowledge(committer: Committer, *, caller: Caller, alert_id: str, data: AckIn) -> dict[str, Any]:
+async def acknowledge(
+    committer: Committer, *, caller: Caller, alert_id: str, data: AckIn
+) -> dict[str, Any]:
     """Set the caller's administration's current status on an alert."""
     return await committer.run(partial(_acknowledge, caller=caller, alert_id=alert_id, data=data))
 
@@ -64,7 +68,9 @@ def render_comment(comment: Comment, administration: str) -> dict[str, Any]:
     }
 
 
-async def _comment(tx: WriteTx, *, caller: Caller, alert_id: str, data: CommentIn) -> dict[str, Any]:
+async def _comment(
+    tx: WriteTx, *, caller: Caller, alert_id: str, data: CommentIn
+) -> dict[str, Any]:
     assert caller.administration_id is not None and caller.administration is not None
     alert = await visible_alert(tx.session, caller=caller, alert_id=alert_id)
     comment = Comment(
@@ -87,7 +93,9 @@ async def _comment(tx: WriteTx, *, caller: Caller, alert_id: str, data: CommentI
     return rendered
 
 
-async def add_comment(committer: Committer, *, caller: Caller, alert_id: str, data: CommentIn) -> dict[str, Any]:
+async def add_comment(
+    committer: Committer, *, caller: Caller, alert_id: str, data: CommentIn
+) -> dict[str, Any]:
     return await committer.run(partial(_comment, caller=caller, alert_id=alert_id, data=data))
 
 

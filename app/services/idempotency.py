@@ -56,7 +56,9 @@ def validate_key(key: str) -> str:
     return key
 
 
-async def find(tx: WriteTx, *, administration_id: int, idem: IdempotencyKey) -> StoredResponse | None:
+async def find(
+    tx: WriteTx, *, administration_id: int, idem: IdempotencyKey
+) -> StoredResponse | None:
     record = await tx.session.get(IdempotencyRecord, (administration_id, idem.key))
     if record is None:
         return None
@@ -110,5 +112,3 @@ class InFlight:
             yield
         finally:
             self._keys.discard(slot)
-
-

@@ -24,7 +24,7 @@ from app.services.pagination import Cursor, page_of
 
 log = logging.getLogger("relay.keys")
 
-TOKEN_PREFIX = "sr_"
+TOKEN_PREFIX = "sr_"  # noqa: S105 - a prefix, not a secret
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +66,9 @@ def key_out(key: ApiKey) -> KeyOut:
 async def authenticate(session: AsyncSession, *, token: str, now: datetime) -> Caller:
     """The caller for ``token``; 401 if unknown, expired or revoked."""
     digest = hash_token(token)
-    key = (await session.execute(select(ApiKey).where(ApiKey.token_hash == digest))).scalar_one_or_none()
+    key = (
+        await session.execute(select(ApiKey).where(ApiKey.token_hash == digest))
+    ).scalar_one_or_none()
     if key is None or not hmac.compare_digest(key.token_hash, digest):
         raise Unauthorized()
     if key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now):
@@ -80,13 +82,17 @@ async def authenticate(session: AsyncSession, *, token: str, now: datetime) -> C
     )
 
 
-async def create_key(tx: WriteTx, *, caller: Caller | None, data: KeyIn, token: str | None = None) -> KeyCreated:
+async def create_key(
+    tx: WriteTx, *, caller: Caller | None, data: KeyIn, token: str | None = None
+) -> KeyCreated:
     """Mint a key; ``token`` is given only by the bootstrap and the CLI's import."""
     session = tx.session
     administration = None
     if data.administration is not None:
         administration = (
-            await session.execute(select(Administration).where(Administration.code == data.administration))
+            await session.execute(
+                select(Administration).where(Administration.code == data.administration)
+            )
         ).scalar_one_or_none()
         if administration is None:
             raise Unprocessable(
@@ -96,7 +102,8 @@ async def create_key(tx: WriteTx, *, caller: Caller | None, data: KeyIn, token: 
     now = utcnow()
     if data.expires_at is not None and data.expires_at <= now:
         raise Unprocessable(
-            "expires_at lies in the past", errors=[(("body", "expires_at"), "must lie in the future")]
+            "expires_at lies in the past",
+            errors=[(("body", "expires_at"), "must lie in the future")],
         )
     token = token or new_token()
     key = ApiKey(
@@ -111,12 +118,16 @@ async def create_key(tx: WriteTx, *, caller: Caller | None, data: KeyIn, token: 
     key.administration = administration
     session.add(key)
     await session.flush()
-    audit.record_in(tx, caller=caller, action="key.create", query={"key_id": key.id, "role": key.role})
+    audit.record_in(
+        tx, caller=caller, action="key.create", query={"key_id": key.id, "role": key.role}
+    )
     out = key_out(key)
     return KeyCreated(**out.model_dump(), token=token)
 
 
-async def list_keys(session: AsyncSession, *, limit: int, cursor: Cursor | None) -> tuple[list[KeyOut], str | None]:
+async def list_keys(
+    session: AsyncSession, *, limit: int, cursor: Cursor | None
+) -> tuple[list[KeyOut], str | None]:
     query = select(ApiKey).order_by(ApiKey.id).limit(limit + 1)
     if cursor is not None:
         query = query.where(ApiKey.id > cursor.string("id"))
@@ -135,7 +146,9 @@ async def revoke_key(tx: WriteTx, *, caller: Caller | None, key_id: str) -> None
 
 async def bootstrap_admin(tx: WriteTx, *, token: str) -> bool:
     """Create the admin key ``token`` if no admin key exists yet; True if one was made."""
-    exists = (await tx.session.execute(select(ApiKey.id).where(ApiKey.role == Role.admin.value).limit(1))).first()
+    exists = (
+        await tx.session.execute(select(ApiKey.id).where(ApiKey.role == Role.admin.value).limit(1))
+    ).first()
     if exists is not None:
         return False
     if len(token) < 22:

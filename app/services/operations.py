@@ -52,7 +52,9 @@ async def create_operation(tx: WriteTx, *, data: OperationIn) -> OperationOut:
     now = utcnow()
     for code in data.participants:
         session.add(
-            Participation(operation_id=op.id, administration_id=participants[code].id, joined_at=now)
+            Participation(
+                operation_id=op.id, administration_id=participants[code].id, joined_at=now
+            )
         )
     await session.flush()
     return operation_out(await load_operation(session, code=data.code))
@@ -62,7 +64,9 @@ async def load_operation(session: AsyncSession, *, code: str) -> Operation:
     """The operation, fresh from the store; 404 if there is none."""
     op = (
         await session.execute(
-            select(Operation).where(Operation.code == code).execution_options(populate_existing=True)
+            select(Operation)
+            .where(Operation.code == code)
+            .execution_options(populate_existing=True)
         )
     ).scalar_one_or_none()
     if op is None:
@@ -107,7 +111,9 @@ async def add_participant(tx: WriteTx, *, code: str, administration: str) -> Ope
     if existing is not None and existing.removed_at is None:
         raise Conflict(f"{administration} already takes part in {code}")
     if existing is None:
-        session.add(Participation(operation_id=op.id, administration_id=admin.id, joined_at=utcnow()))
+        session.add(
+            Participation(operation_id=op.id, administration_id=admin.id, joined_at=utcnow())
+        )
     else:
         existing.removed_at = None
         existing.joined_at = utcnow()

@@ -48,7 +48,9 @@ def encode_cursor(fields: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(dumps(fields)).rstrip(b"=").decode("ascii")
 
 
-def page_of(rows: Sequence[T], limit: int, position: Callable[[T], dict[str, Any]]) -> tuple[list[T], str | None]:
+def page_of(
+    rows: Sequence[T], limit: int, position: Callable[[T], dict[str, Any]]
+) -> tuple[list[T], str | None]:
     """Cut a ``limit + 1`` fetch into a page and the cursor of the next one."""
     items = list(rows[:limit])
     more = len(rows) > limit
@@ -56,4 +58,6 @@ def page_of(rows: Sequence[T], limit: int, position: Callable[[T], dict[str, Any
 
 
 def _invalid() -> Unprocessable:
-    return Unprocessable("Invalid cursor", errors=[(("query", "cursor"), "not a cursor this endpoint issued")])
+    return Unprocessable(
+        "Invalid cursor", errors=[(("query", "cursor"), "not a cursor this endpoint issued")]
+    )

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from enum import StrEnum
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Select, and_, func, literal_column, or_, select, text
@@ -74,19 +74,21 @@ def fulltext_clause(dialect: str, q: str) -> ColumnElement[bool]:
         # Quote every word so that user input is never parsed as FTS5 query syntax.
         match = " ".join('"' + word.replace('"', "") + '"' for word in words[:32])
         return Alert.seq.in_(
-            select(literal_column("rowid")).select_from(text("alert_fts")).where(
-                text("alert_fts MATCH :fts_query").bindparams(fts_query=match)
-            )
+            select(literal_column("rowid"))
+            .select_from(text("alert_fts"))
+            .where(text("alert_fts MATCH :fts_query").bindparams(fts_query=match))
         )
     # Literal SQL, exactly as the GIN index of the initial migration, so the planner uses it.
-    document = literal_column(
+    document: ColumnElement[Any] = literal_column(
         "to_tsvector('english', coalesce(alert.summary, '') || ' ' || "
         "coalesce(alert.narrative, '') || ' ' || coalesce(alert.concealment, ''))"
     )
     return document.op("@@")(func.plainto_tsquery(literal_column("'english'"), " ".join(words)))
 
 
-def filter_clauses(where: AlertFilter, *, dialect: str, reporter_id: int | None) -> list[ColumnElement[bool]]:
+def filter_clauses(
+    where: AlertFilter, *, dialect: str, reporter_id: int | None
+) -> list[ColumnElement[bool]]:
     clauses: list[ColumnElement[bool]] = []
     for column, values in (
         (Alert.kind, where.kind),
@@ -110,7 +112,9 @@ def filter_clauses(where: AlertFilter, *, dialect: str, reporter_id: int | None)
         )
     if where.identifier is not None:
         clauses.append(
-            Alert.id.in_(select(AlertIdentifier.alert_id).where(AlertIdentifier.value == where.identifier))
+            Alert.id.in_(
+                select(AlertIdentifier.alert_id).where(AlertIdentifier.value == where.identifier)
+            )
         )
     if where.reported_by is not None:
         clauses.append(Alert.reporter_id == (reporter_id if reporter_id is not None else -1))
@@ -133,7 +137,7 @@ def filter_clauses(where: AlertFilter, *, dialect: str, reporter_id: int | None)
 
 async def visible_alerts_query(
     session: AsyncSession, *, caller: Caller, operation_code: str, where: AlertFilter
-) -> tuple[Select[tuple[Alert]], str]:
+) -> tuple[Select[Alert], str]:
     """The select of the operation's alerts that ``caller`` may see and ``where`` keeps."""
     assert caller.administration_id is not None
     op = await open_operation(session, caller=caller, code=operation_code)
@@ -141,7 +145,9 @@ async def visible_alerts_query(
     reporter_id = None
     if where.reported_by is not None:
         reporter_id = (
-            await session.execute(select(Administration.id).where(Administration.code == where.reported_by))
+            await session.execute(
+                select(Administration.id).where(Administration.code == where.reported_by)
+            )
         ).scalar_one_or_none()
     dialect = session.get_bind().dialect.name
     query = select(Alert).where(
@@ -152,7 +158,7 @@ async def visible_alerts_query(
     return query, op.code
 
 
-def _order(query: Select[tuple[Alert]], sort: Sort, cursor: Cursor | None) -> Select[tuple[Alert]]:
+def _order(query: Select[Alert], sort: Sort, cursor: Cursor | None) -> Select[Alert]:
     descending = sort.startswith("-")
     by_time = sort.endswith("occurred_at")
     if cursor is not None:
@@ -167,7 +173,9 @@ def _order(query: Select[tuple[Alert]], sort: Sort, cursor: Cursor | None) -> Se
             try:
                 at = datetime.fromisoformat(cursor.string("at"))
             except ValueError:
-                raise Unprocessable("Invalid cursor", errors=[(("query", "cursor"), "invalid")]) from None
+                raise Unprocessable(
+                    "Invalid cursor", errors=[(("query", "cursor"), "invalid")]
+                ) from None
             after_time = Alert.occurred_at < at if descending else Alert.occurred_at > at
             query = query.where(or_(after_time, and_(Alert.occurred_at == at, after_seq)))
         else:
@@ -191,11 +199,16 @@ async def list_alerts(
     limit: int,
     cursor: Cursor | None,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    query, code = await visible_alerts_query(session, caller=caller, operation_code=operation_code, where=where)
+    query, code = await visible_alerts_query(
+        session, caller=caller, operation_code=operation_code, where=where
+    )
     rows = list((await session.execute(_order(query, sort, cursor).limit(limit + 1))).scalars())
     page = rows[:limit]
     next_cursor = encode_cursor(_position(page[-1], sort)) if len(rows) > limit else None
-    sink.record(caller=caller, action="alert.search", operation=code, query={**where.as_query(), "sort": sort})
+    sink.record(
+        caller=caller,
+        action="alert.search",
+        operation=code,
+        query={**where.as_query(), "sort": sort},
+    )
     return await render_many(session, page), next_cursor
-
-

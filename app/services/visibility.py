@@ -70,7 +70,6 @@ class Reach:
         return or_(*clauses)
 
 
-
 async def reach_of(session: AsyncSession, *, administration_id: int) -> Reach:
     coordinates = frozenset(
         (
