@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.errors import AppError, Conflict, ServiceUnavailable, is_unavailable
 from app.models import Event, EventCounter
+from app.realtime.events import AlertFacts, Batch, LiveEvent
 
 log = logging.getLogger("relay.committer")
 
@@ -41,15 +42,15 @@ class WriteTx:
 
     session: AsyncSession
     last_seq: int
-    events: list[Event] = field(default_factory=list)
+    events: list[LiveEvent] = field(default_factory=list)
 
     def next_seq(self) -> int:
         self.last_seq += 1
         return self.last_seq
 
-    def add_event(self, event: Event) -> None:
+    def add_event(self, event: Event, facts: AlertFacts) -> None:
         self.session.add(event)
-        self.events.append(event)
+        self.events.append(LiveEvent(event.seq, event.type, facts, event.payload))
 
 
 Job = Callable[[WriteTx], Awaitable[T]]
@@ -72,7 +73,7 @@ class Committer:
         *,
         lock_counter_row: bool,
         max_batch: int = 256,
-        on_commit: Callable[[list[Event]], None] | None = None,
+        on_commit: Callable[[Batch], None] | None = None,
     ) -> None:
         self._sessions = sessions
         self._lock_counter_row = lock_counter_row
@@ -123,15 +124,14 @@ class Committer:
                     self._settle(pending)
                     self._queue.task_done()
 
-    async def _commit(self, batch: list[_Pending[Any]]) -> None:
-        published: list[Event] = []
+    async def _commit(self, jobs: list[_Pending[Any]]) -> None:
         async with self._sessions() as session, session.begin():
             counter = select(EventCounter.last_seq).where(EventCounter.id == 1)
             if self._lock_counter_row:
                 counter = counter.with_for_update()
             start = (await session.execute(counter)).scalar_one()
             tx = WriteTx(session, start)
-            for pending in batch:
+            for pending in jobs:
                 mark = len(tx.events)
                 try:
                     async with session.begin_nested():
@@ -153,10 +153,10 @@ class Committer:
                 await session.execute(
                     update(EventCounter).where(EventCounter.id == 1).values(last_seq=tx.last_seq)
                 )
-            published = tx.events
-        if published and self._on_commit is not None:
+        committed = Batch(after=start, last=tx.last_seq, events=tuple(tx.events))
+        if committed.last > committed.after and self._on_commit is not None:
             try:
-                self._on_commit(published)
+                self._on_commit(committed)
             except Exception:
                 log.exception("publishing committed events failed")
 

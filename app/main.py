@@ -21,7 +21,7 @@ from app.deps import Runtime
 from app.errors import install_error_handlers
 from app.metrics import Metrics
 from app.middleware import RequestGuard
-from app.models import Event
+from app.realtime.events import Batch
 from app.ratelimit import RateLimiter
 from app.routers import administrations, alerts, audit, events, followups, health, keys, operations
 from app.services import idempotency
@@ -42,9 +42,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings)
 
-        def on_commit(committed: list[Event]) -> None:
-            metrics.events_committed.inc(len(committed))
-            metrics.alerts_created.inc(sum(1 for e in committed if e.type == "alert.created"))
+        def on_commit(committed: Batch) -> None:
+            metrics.events_committed.inc(len(committed.events))
+            metrics.alerts_created.inc(sum(e.type == "alert.created" for e in committed.events))
 
         committer = Committer(
             db.write_sessions,

@@ -32,6 +32,7 @@ from app.models import (
     Operation,
 )
 from app.models.base import utcnow
+from app.realtime.events import AlertFacts
 from app.schemas.alert import AlertBody, RestrictedAudience
 from app.schemas.types import format_utc
 from app.schemas.vocabulary import AlertStatus, Kind
@@ -115,7 +116,12 @@ async def _report(
     await session.flush()
     _store_children(session, alert.id, body, recipients)
     rendered = render(alert, operation=op.code, reported_by=caller.administration, acks=[])
-    _append_alert_event(tx, "alert.created", op, alert, rendered, seq=alert.seq)
+    facts = events.facts_of(
+        alert,
+        recipient_ids=(a.id for a in recipients),
+        commodities=(item.commodity.value for item in body.items),
+    )
+    _append_alert_event(tx, "alert.created", op, alert, rendered, facts, seq=alert.seq)
     audit.record_in(
         tx, caller=caller, action="alert.create", operation=op.code, alert_ids=[alert.id]
     )
@@ -232,6 +238,7 @@ def _append_alert_event(
     op: Operation,
     alert: Alert,
     rendered: dict[str, Any],
+    facts: AlertFacts,
     seq: int | None = None,
 ) -> None:
     events.append(
@@ -240,6 +247,7 @@ def _append_alert_event(
         operation=(op.id, op.code),
         alert_id=alert.id,
         body={"alert": rendered},
+        facts=facts,
         seq=seq,
     )
 
@@ -417,7 +425,8 @@ async def _after_change(
     tx: WriteTx, *, caller: Caller, alert: Alert, op: Operation, event: str
 ) -> Rendered:
     (rendered,) = await render_many(tx.session, [alert])
-    _append_alert_event(tx, event, op, alert, rendered)
+    facts = await events.stored_facts(tx.session, alert)
+    _append_alert_event(tx, event, op, alert, rendered, facts)
     action = "alert.amend" if event == "alert.amended" else "alert.withdraw"
     audit.record_in(tx, caller=caller, action=action, operation=op.code, alert_ids=[alert.id])
     return Rendered(rendered, etag_of(alert))

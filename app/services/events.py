@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import select
@@ -9,7 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.committer import WriteTx
 from app.jsonenc import dumps
-from app.models import Alert, Event, EventCounter
+from app.models import Alert, AlertItem, AlertRecipient, Event, EventCounter
+from app.realtime.events import AlertFacts
 from app.models.base import utcnow
 from app.schemas.types import format_utc
 from app.services.audit import AuditSink
@@ -25,6 +27,7 @@ def append(
     operation: tuple[int, str],
     alert_id: str,
     body: dict[str, Any],
+    facts: AlertFacts,
     seq: int | None = None,
 ) -> Event:
     """Append one event; ``body`` holds the type-specific fields (``alert``, ``ack``, ...).
@@ -43,8 +46,35 @@ def append(
         at=at,
         payload=dumps(payload).decode(),
     )
-    tx.add_event(event)
+    tx.add_event(event, facts)
     return event
+
+
+def facts_of(
+    alert: Alert, *, recipient_ids: Iterable[int], commodities: Iterable[str]
+) -> AlertFacts:
+    """What the stream needs to know of ``alert`` to route an event about it."""
+    return AlertFacts(
+        operation_id=alert.operation_id,
+        reporter_id=alert.reporter_id,
+        scope=alert.audience_scope,
+        recipient_ids=frozenset(recipient_ids),
+        kind=alert.kind,
+        priority=alert.priority,
+        transport_mode=alert.transport_mode,
+        territory=alert.territory,
+        commodities=frozenset(commodities),
+    )
+
+
+async def stored_facts(session: AsyncSession, alert: Alert) -> AlertFacts:
+    recipients = await session.execute(
+        select(AlertRecipient.administration_id).where(AlertRecipient.alert_id == alert.id)
+    )
+    commodities = await session.execute(
+        select(AlertItem.commodity).where(AlertItem.alert_id == alert.id)
+    )
+    return facts_of(alert, recipient_ids=recipients.scalars(), commodities=commodities.scalars())
 
 
 async def head(session: AsyncSession) -> int:

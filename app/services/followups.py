@@ -46,6 +46,7 @@ async def _acknowledge(
         operation=await _operation(tx.session, alert.operation_id),
         alert_id=alert.id,
         body={"alert_id": alert.id, "ack": rendered},
+        facts=await events.stored_facts(tx.session, alert),
     )
     return rendered
 
@@ -89,6 +90,7 @@ async def _comment(
         operation=await _operation(tx.session, alert.operation_id),
         alert_id=alert.id,
         body={"alert_id": alert.id, "comment": rendered},
+        facts=await events.stored_facts(tx.session, alert),
     )
     return rendered
 
