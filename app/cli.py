@@ -8,7 +8,6 @@ from functools import partial
 from typing import Annotated
 
 import typer
-import uvicorn
 
 from app.config import Settings
 from app.logs import configure
@@ -47,16 +46,9 @@ def serve(
         from app.migrate import upgrade
 
         upgrade(settings.database_url)
-    uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        workers=workers,
-        log_config=None,
-        access_log=False,
-        proxy_headers=False,
-    )
+    from app.server import run
+
+    run(host=host or settings.host, port=port or settings.port, workers=workers)
 
 
 async def _in_committer(job: object) -> object:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -153,7 +154,7 @@ class Committer:
                 await session.execute(
                     update(EventCounter).where(EventCounter.id == 1).values(last_seq=tx.last_seq)
                 )
-        committed = Batch(after=start, last=tx.last_seq, events=tuple(tx.events))
+        committed = Batch(start, tx.last_seq, tuple(tx.events), committed_at=time.time())
         if committed.last > committed.after and self._on_commit is not None:
             try:
                 self._on_commit(committed)

@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Query, Request
+from fastapi import Depends, Header, Query
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import HTTPConnection
 
 from app.committer import Committer
 from app.config import Settings
@@ -18,12 +19,15 @@ from app.logs import key_id
 from app.metrics import Metrics
 from app.models.base import utcnow
 from app.ratelimit import RateLimiter
+from app.realtime.broker import Broker
+from app.realtime.hub import Hub
 from app.schemas.vocabulary import Role
 from app.services import keys
 from app.services.audit import AuditSink
 from app.services.idempotency import InFlight
 from app.services.keys import Caller
 from app.services.pagination import Cursor
+from app.services.stream import StreamContext
 
 
 @dataclass(slots=True)
@@ -37,10 +41,13 @@ class Runtime:
     in_flight: InFlight
     limiter: RateLimiter
     metrics: Metrics
+    hub: Hub
+    broker: Broker
+    stream: StreamContext
 
 
-def get_runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
+def get_runtime(connection: HTTPConnection) -> Runtime:
+    runtime: Runtime = connection.app.state.runtime
     return runtime
 
 

@@ -21,10 +21,25 @@ from app.deps import Runtime
 from app.errors import install_error_handlers
 from app.metrics import Metrics
 from app.middleware import RequestGuard
-from app.realtime.events import Batch
 from app.ratelimit import RateLimiter
-from app.routers import administrations, alerts, audit, events, followups, health, keys, operations
+from app.realtime.broker import broker_for
+from app.realtime.events import Batch, LiveEvent
+from app.realtime.hub import Hub
+from app.realtime.sequencer import Sequencer
+from app.routers import (
+    administrations,
+    alerts,
+    audit,
+    events,
+    followups,
+    health,
+    keys,
+    operations,
+    stream,
+)
+from app.services import events as events_service
 from app.services import idempotency
+from app.services import stream as stream_service
 from app.services.audit import AuditSink
 from app.services.idempotency import InFlight
 from app.services.keys import bootstrap_admin
@@ -41,10 +56,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings)
+        hub = Hub()
+        broker = broker_for(settings.broker_url)
+
+        async def fetch(after: int, up_to: int, limit: int) -> list[LiveEvent]:
+            async with db.read_sessions() as session:
+                return await events_service.fetch_live(
+                    session, after=after, up_to=up_to, limit=limit
+                )
+
+        async def head() -> int:
+            async with db.read_sessions() as session:
+                return await events_service.head(session)
+
+        sequencer = Sequencer(
+            deliver=hub.dispatch, fetch=fetch, head=head, on_lag=metrics.delivery_lag.observe
+        )
 
         def on_commit(committed: Batch) -> None:
             metrics.events_committed.inc(len(committed.events))
             metrics.alerts_created.inc(sum(e.type == "alert.created" for e in committed.events))
+            sequencer.offer(committed)
+            broker.publish(committed)
 
         committer = Committer(
             db.write_sessions,
@@ -52,6 +85,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_batch=settings.write_batch_max,
             on_commit=on_commit,
         )
+        await sequencer.start()
+        await broker.start(sequencer.offer)
         committer.start()
         sink = AuditSink(committer, interval=settings.audit_flush_interval)
         sink.start()
@@ -63,18 +98,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             in_flight=InFlight(),
             limiter=RateLimiter(settings.rate_limit),
             metrics=metrics,
+            hub=hub,
+            broker=broker,
+            stream=stream_service.StreamContext(
+                settings=settings, db=db, hub=hub, audit=sink, metrics=metrics
+            ),
         )
         if settings.bootstrap_token:
             created = await committer.run(partial(bootstrap_admin, token=settings.bootstrap_token))
             if created:
                 log.info("bootstrap admin key created")
-        maintenance = asyncio.create_task(_maintain(committer), name="maintenance")
+        background = [
+            asyncio.create_task(_maintain(committer), name="maintenance"),
+            asyncio.create_task(stream_service.refresh_forever(hub, db), name="stream-refresh"),
+        ]
         try:
             yield
         finally:
-            maintenance.cancel()
+            hub.close_all(1001, "server shutting down")
+            for task in background:
+                task.cancel()
             await sink.stop()
             await committer.stop()
+            await sequencer.stop()
+            await broker.stop()
             await db.dispose()
 
     app = FastAPI(
@@ -84,7 +131,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (health, administrations, operations, keys, alerts, followups, events, audit):
+    for module in (
+        health,
+        administrations,
+        operations,
+        keys,
+        alerts,
+        followups,
+        events,
+        audit,
+        stream,
+    ):
         app.include_router(module.router)
     app.add_middleware(RequestGuard, max_body=settings.max_body_bytes, metrics=metrics)
     return app

@@ -66,11 +66,13 @@ class Batch:
     after: int
     last: int
     events: tuple[LiveEvent, ...]
+    committed_at: float = 0.0  # wall clock, for the delivery-lag metric
 
     def to_wire(self) -> dict[str, Any]:
         return {
             "after": self.after,
             "last": self.last,
+            "at": self.committed_at,
             "events": [[e.seq, e.type, e.facts.to_wire(), e.payload] for e in self.events],
         }
 
@@ -79,6 +81,7 @@ class Batch:
         return cls(
             after=int(data["after"]),
             last=int(data["last"]),
+            committed_at=float(data.get("at", 0.0)),
             events=tuple(
                 LiveEvent(int(seq), str(type_), AlertFacts.from_wire(facts), str(payload))
                 for seq, type_, facts, payload in data["events"]

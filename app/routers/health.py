@@ -26,6 +26,10 @@ async def readyz(runtime: RuntimeDep) -> Response:
         await runtime.db.ping()
     except Exception:
         raise ServiceUnavailable("The database does not answer") from None
+    try:
+        await runtime.broker.ping()
+    except Exception:
+        raise ServiceUnavailable("The broker does not answer") from None
     return json_response({"status": "ready"})
 
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.committer import WriteTx
 from app.jsonenc import dumps
 from app.models import Alert, AlertItem, AlertRecipient, Event, EventCounter
-from app.realtime.events import AlertFacts
 from app.models.base import utcnow
+from app.realtime.events import AlertFacts, LiveEvent
 from app.schemas.types import format_utc
 from app.services.audit import AuditSink
 from app.services.keys import Caller
@@ -93,13 +93,20 @@ async def epoch(session: AsyncSession) -> str:
 
 
 async def read_visible(
-    session: AsyncSession, *, reach: Reach, since: int, operation_id: int | None, limit: int
+    session: AsyncSession,
+    *,
+    reach: Reach,
+    since: int,
+    operation_id: int | None,
+    limit: int,
+    where: Sequence[ColumnElement[bool]] = (),
 ) -> list[tuple[int, str]]:
-    """``(seq, payload)`` of events after ``since`` about alerts ``reach`` may see, oldest first."""
+    """``(seq, payload)`` of events after ``since`` about alerts ``reach`` may see (and
+    ``where`` keeps), oldest first."""
     query = (
         select(Event.seq, Event.payload)
         .join(Alert, Alert.id == Event.alert_id)
-        .where(Event.seq > since, reach.alert_clause())
+        .where(Event.seq > since, reach.alert_clause(), *where)
         .order_by(Event.seq)
         .limit(limit)
     )
@@ -140,3 +147,45 @@ async def read_events(
         query={"since": since, "limit": limit, "returned": len(rows)},
     )
     return page_body(rows, since=since)
+
+
+async def fetch_live(
+    session: AsyncSession, *, after: int, up_to: int, limit: int
+) -> list[LiveEvent]:
+    """Committed events in ``(after, up_to]`` with their alerts' facts, for the stream."""
+    rows = (
+        await session.execute(
+            select(Event.seq, Event.type, Event.payload, Alert)
+            .join(Alert, Alert.id == Event.alert_id)
+            .where(Event.seq > after, Event.seq <= up_to)
+            .order_by(Event.seq)
+            .limit(limit)
+        )
+    ).all()
+    alert_ids = {row[3].id for row in rows}
+    recipients: dict[str, set[int]] = {}
+    commodities: dict[str, set[str]] = {}
+    if alert_ids:
+        for alert_id, administration_id in await session.execute(
+            select(AlertRecipient.alert_id, AlertRecipient.administration_id).where(
+                AlertRecipient.alert_id.in_(alert_ids)
+            )
+        ):
+            recipients.setdefault(alert_id, set()).add(administration_id)
+        for alert_id, commodity in await session.execute(
+            select(AlertItem.alert_id, AlertItem.commodity).where(AlertItem.alert_id.in_(alert_ids))
+        ):
+            commodities.setdefault(alert_id, set()).add(commodity)
+    return [
+        LiveEvent(
+            seq,
+            type_,
+            facts_of(
+                alert,
+                recipient_ids=recipients.get(alert.id, ()),
+                commodities=commodities.get(alert.id, ()),
+            ),
+            payload,
+        )
+        for seq, type_, payload, alert in rows
+    ]

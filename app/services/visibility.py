@@ -71,23 +71,34 @@ class Reach:
 
 
 async def reach_of(session: AsyncSession, *, administration_id: int) -> Reach:
-    coordinates = frozenset(
-        (
-            await session.execute(
-                select(Operation.id).where(Operation.coordinator_id == administration_id)
-            )
-        ).scalars()
-    )
-    rows = (
-        await session.execute(
-            select(Participation.operation_id, Participation.removed_at).where(
-                Participation.administration_id == administration_id
-            )
+    return (await reaches_of(session, administration_ids={administration_id}))[administration_id]
+
+
+async def reaches_of(session: AsyncSession, *, administration_ids: set[int]) -> dict[int, Reach]:
+    """``reach_of`` for many administrations in two queries (the stream refreshes them)."""
+    coordinates: dict[int, set[int]] = {a: set() for a in administration_ids}
+    participates: dict[int, set[int]] = {a: set() for a in administration_ids}
+    took_part: dict[int, set[int]] = {a: set() for a in administration_ids}
+    for op_id, coordinator_id in await session.execute(
+        select(Operation.id, Operation.coordinator_id).where(
+            Operation.coordinator_id.in_(administration_ids)
         )
-    ).all()
-    return Reach(
-        administration_id=administration_id,
-        coordinates=coordinates,
-        participates=frozenset(op for op, removed in rows if removed is None),
-        took_part=frozenset(op for op, _ in rows),
-    )
+    ):
+        coordinates[coordinator_id].add(op_id)
+    for op_id, administration_id, removed_at in await session.execute(
+        select(
+            Participation.operation_id, Participation.administration_id, Participation.removed_at
+        ).where(Participation.administration_id.in_(administration_ids))
+    ):
+        took_part[administration_id].add(op_id)
+        if removed_at is None:
+            participates[administration_id].add(op_id)
+    return {
+        a: Reach(
+            administration_id=a,
+            coordinates=frozenset(coordinates[a]),
+            participates=frozenset(participates[a]),
+            took_part=frozenset(took_part[a]),
+        )
+        for a in administration_ids
+    }

@@ -1,0 +1,530 @@
+"""The websocket stream of API.md section 8: authentication, subscriptions, replay
+from ``since`` handed over to live delivery without gap or duplicate."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, or_, select
+from starlette.responses import Response
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from app.config import Settings
+from app.db import Database
+from app.errors import AppError, NotFound, Unauthorized, problem_response
+from app.jsonenc import dumps, loads
+from app.metrics import Metrics
+from app.models import Alert, AlertItem, ApiKey
+from app.models.base import utcnow
+from app.realtime.events import AlertFacts
+from app.realtime.hub import Connection, Hub, Subscription
+from app.realtime.outbox import Outbox
+from app.schemas.types import CODE_PATTERN, TERRITORIES
+from app.schemas.vocabulary import Commodity, Kind, Priority, Role, TransportMode
+from app.services import events, keys, operations
+from app.services.audit import AuditSink
+from app.services.keys import Caller
+from app.services.visibility import Reach, reach_of, reaches_of
+
+log = logging.getLogger("relay.stream")
+
+CODE = re.compile(CODE_PATTERN)
+AUTH_TIMEOUT = 10.0
+MAX_FRAME_BYTES = 64 * 1024
+REPLAY_PAGE = 500
+MALFORMED_LIMIT = 20  # malformed frames within MALFORMED_WINDOW seconds close with 1008
+MALFORMED_WINDOW = 10.0
+
+CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+CLOSE_UNAUTHORIZED = 4001
+CLOSE_FORBIDDEN = 4003
+
+
+@dataclass(slots=True)
+class StreamContext:
+    """The parts of the runtime a stream needs."""
+
+    settings: Settings
+    db: Database
+    hub: Hub
+    audit: AuditSink
+    metrics: Metrics
+    outbox_limit: int = 1000
+
+
+class ReachViewer:
+    """The sharing rule, as the hub asks it of events already in memory."""
+
+    __slots__ = ("reach",)
+
+    def __init__(self, reach: Reach) -> None:
+        self.reach = reach
+
+    def may_see(self, facts: AlertFacts) -> bool:
+        return self.reach.may_see(
+            operation_id=facts.operation_id,
+            reporter_id=facts.reporter_id,
+            scope=facts.scope,
+            recipient_ids=facts.recipient_ids,
+        )
+
+
+class Malformed(Exception):
+    """A frame the protocol cannot read (400)."""
+
+
+class Rejected(Exception):
+    """A well-formed request that cannot be granted."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+FILTER_VALUES: dict[str, frozenset[str]] = {
+    "kind": frozenset(Kind),
+    "priority": frozenset(Priority),
+    "commodity": frozenset(Commodity),
+    "transport_mode": frozenset(TransportMode),
+    "territory": TERRITORIES,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFilter:
+    """A subscription's filter: each non-empty set must contain the alert's value."""
+
+    kind: frozenset[str] = frozenset()
+    priority: frozenset[str] = frozenset()
+    commodity: frozenset[str] = frozenset()
+    transport_mode: frozenset[str] = frozenset()
+    territory: frozenset[str] = frozenset()
+
+    @classmethod
+    def parse(cls, raw: Any) -> StreamFilter:
+        if raw is None:
+            return cls()
+        if not isinstance(raw, dict):
+            raise Rejected(422, "filter must be an object")
+        unknown = set(raw) - FILTER_VALUES.keys()
+        if unknown:
+            raise Rejected(422, f"unknown filter fields: {', '.join(sorted(map(str, unknown)))}")
+        values: dict[str, frozenset[str]] = {}
+        for name, allowed in FILTER_VALUES.items():
+            given = raw.get(name, [])
+            if not isinstance(given, list) or not all(isinstance(v, str) for v in given):
+                raise Rejected(422, f"filter.{name} must be a list of strings")
+            bad = [v for v in given if v not in allowed]
+            if bad:
+                raise Rejected(422, f"filter.{name} has unknown values")
+            values[name] = frozenset(given)
+        return cls(**values)
+
+    def accepts(self, facts: AlertFacts) -> bool:
+        return (
+            (not self.kind or facts.kind in self.kind)
+            and (not self.priority or facts.priority in self.priority)
+            and (not self.transport_mode or facts.transport_mode in self.transport_mode)
+            and (not self.territory or facts.territory in self.territory)
+            and (not self.commodity or not self.commodity.isdisjoint(facts.commodities))
+        )
+
+    def clauses(self) -> list[ColumnElement[bool]]:
+        """The same filter in SQL, for replay from the log."""
+        clauses: list[ColumnElement[bool]] = []
+        for column, values in (
+            (Alert.kind, self.kind),
+            (Alert.priority, self.priority),
+            (Alert.transport_mode, self.transport_mode),
+            (Alert.territory, self.territory),
+        ):
+            if values:
+                clauses.append(column.in_(values))
+        if self.commodity:
+            clauses.append(
+                Alert.id.in_(
+                    select(AlertItem.alert_id).where(AlertItem.commodity.in_(self.commodity))
+                )
+            )
+        return clauses
+
+    def describe(self) -> dict[str, list[str]]:
+        return {name: sorted(getattr(self, name)) for name in FILTER_VALUES if getattr(self, name)}
+
+
+def origin_allowed(websocket: WebSocket, allowed: list[str]) -> bool:
+    """No Origin (not a browser), an allowed origin, or the server's own origin."""
+    origin = websocket.headers.get("origin")
+    if origin is None:
+        return True
+    origin = origin.rstrip("/").lower()
+    if origin in (a.lower() for a in allowed):
+        return True
+    scheme = "https" if websocket.url.scheme in ("wss", "https") else "http"
+    host = websocket.headers.get("host", "").lower()
+    return bool(host) and origin == f"{scheme}://{host}"
+
+
+def _frame(kind: str, **fields: Any) -> str:
+    return dumps({"type": kind, **fields}).decode()
+
+
+class StreamSession:
+    """One websocket connection, from handshake to close."""
+
+    def __init__(self, websocket: WebSocket, context: StreamContext) -> None:
+        self.ws = websocket
+        self.ctx = context
+        self.caller: Caller | None = None
+        self.connection: Connection | None = None
+        self._malformed: deque[float] = deque()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._sender: asyncio.Task[None] | None = None
+
+    # --- handshake --------------------------------------------------------------------
+
+    async def run(self) -> None:
+        ws = self.ws
+        if not origin_allowed(ws, self.ctx.settings.allowed_origins):
+            await self._deny(403, "This Origin is not allowed")
+            return
+        header = ws.headers.get("authorization")
+        caller: Caller | None
+        if header is not None:
+            try:
+                caller = await self._authenticate(_bearer(header))
+            except AppError as error:
+                await ws.send_denial_response(problem_response(error))
+                return
+            if caller.role is Role.admin:
+                await self._deny(403, "Admin keys read no alerts")
+                return
+            await ws.accept()
+        else:
+            await ws.accept()
+            caller = await self._first_frame_auth()
+        if caller is not None:
+            self.caller = caller
+            await self._serve(caller)
+
+    async def _deny(self, status: int, detail: str) -> None:
+        body = {
+            "type": "/problems/forbidden",
+            "title": "Forbidden",
+            "status": status,
+            "detail": detail,
+        }
+        await self.ws.send_denial_response(
+            Response(dumps(body), status_code=status, media_type="application/problem+json")
+        )
+
+    async def _authenticate(self, token: str) -> Caller:
+        async with self.ctx.db.read_sessions() as session:
+            return await keys.authenticate(session, token=token, now=utcnow())
+
+    async def _first_frame_auth(self) -> Caller | None:
+        try:
+            message = await asyncio.wait_for(self.ws.receive(), timeout=AUTH_TIMEOUT)
+        except TimeoutError:
+            await self.ws.close(CLOSE_UNAUTHORIZED, "authentication timed out")
+            return None
+        if message["type"] == "websocket.disconnect":
+            return None
+        try:
+            frame = loads(message.get("text") or "")
+        except ValueError:
+            frame = None
+        token = (
+            frame.get("token") if isinstance(frame, dict) and frame.get("type") == "auth" else None
+        )
+        if not isinstance(token, str) or not token:
+            await self.ws.close(CLOSE_UNAUTHORIZED, "expected an auth frame")
+            return None
+        try:
+            caller = await self._authenticate(token)
+        except Unauthorized:
+            await self.ws.close(CLOSE_UNAUTHORIZED, "invalid, expired or revoked key")
+            return None
+        if caller.role is Role.admin:
+            await self.ws.close(CLOSE_FORBIDDEN, "admin keys read no alerts")
+            return None
+        return caller
+
+    # --- the open connection ------------------------------------------------------------
+
+    async def _serve(self, caller: Caller) -> None:
+        assert caller.administration_id is not None
+        hub = self.ctx.hub
+        async with self.ctx.db.read_sessions() as session:
+            reach = await reach_of(session, administration_id=caller.administration_id)
+            head = await events.head(session)
+            epoch = await events.epoch(session)
+        connection = Connection(
+            key_id=caller.key_id,
+            administration_id=caller.administration_id,
+            outbox=Outbox(self.ctx.outbox_limit),
+            close=self._close_soon,
+        )
+        self.connection = connection
+        connection.outbox.push(
+            _frame(
+                "welcome",
+                administration=caller.administration,
+                role=caller.role.value,
+                head=head,
+                epoch=epoch,
+            )
+        )
+        hub.attach(connection, ReachViewer(reach))
+        self.ctx.metrics.open_connections.inc()
+        self._sender = asyncio.create_task(self._send_forever(connection))
+        try:
+            await self._read_forever()
+        finally:
+            hub.detach(connection)
+            self.ctx.metrics.open_connections.dec()
+            for task in (*self._tasks, self._sender):
+                task.cancel()
+
+    async def _send_forever(self, connection: Connection) -> None:
+        delivered = self.ctx.metrics.events_delivered
+        try:
+            while True:
+                frame, seq = await connection.outbox.pop()
+                await self.ws.send_text(frame)
+                if seq:
+                    connection.last_sent_seq = max(connection.last_sent_seq, seq)
+                    delivered.inc()
+        except Exception:  # the peer is gone; the reader sees the disconnect and cleans up
+            return
+
+    def _close_soon(self, code: int, reason: str) -> None:
+        task = asyncio.create_task(self._close(code, reason))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _close(self, code: int, reason: str) -> None:
+        if self._sender is not None:
+            self._sender.cancel()
+        with contextlib.suppress(Exception):
+            if self.ws.application_state is WebSocketState.CONNECTED:
+                await self.ws.close(code, reason[:120])
+
+    async def _read_forever(self) -> None:
+        while True:
+            try:
+                message = await self.ws.receive()
+            except (WebSocketDisconnect, RuntimeError):
+                return
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            if text is None:
+                await self._on_malformed(None, "frames must be JSON text")
+                continue
+            if len(text) * 4 > MAX_FRAME_BYTES and len(text.encode()) > MAX_FRAME_BYTES:
+                await self._close(CLOSE_TOO_BIG, "frame over 64 KiB")
+                return
+            try:
+                await self._handle(text)
+            except Malformed as problem:
+                await self._on_malformed(None, str(problem))
+            if self.connection is None or self.connection.closed:
+                return
+
+    async def _on_malformed(self, sub_id: str | None, detail: str) -> None:
+        now = time.monotonic()
+        self._malformed.append(now)
+        while self._malformed and self._malformed[0] < now - MALFORMED_WINDOW:
+            self._malformed.popleft()
+        if len(self._malformed) > MALFORMED_LIMIT:
+            assert self.connection is not None
+            self.ctx.hub.kill(self.connection, CLOSE_POLICY, "too many malformed frames")
+            return
+        self._push(_frame("error", id=sub_id, status=400, detail=detail))
+
+    def _push(self, frame: str) -> None:
+        assert self.connection is not None
+        if not self.connection.outbox.push(frame):
+            self.ctx.hub.kill(
+                self.connection, 4008, f"too slow; last seq {self.connection.last_sent_seq}"
+            )
+
+    async def _handle(self, text: str) -> None:
+        try:
+            frame = loads(text)
+        except ValueError:
+            raise Malformed("not JSON") from None
+        if not isinstance(frame, dict):
+            raise Malformed("a frame must be a JSON object")
+        kind = frame.get("type")
+        if kind == "ping":
+            self._push(_frame("pong"))
+        elif kind == "subscribe":
+            sub_id = frame.get("id")
+            if not isinstance(sub_id, str) or not 1 <= len(sub_id) <= 64:
+                raise Malformed("subscribe needs an id: a string of 1 to 64 characters")
+            if not isinstance(frame.get("operation"), str):
+                raise Malformed("subscribe needs an operation")
+            task = asyncio.create_task(self._subscribe(sub_id, frame))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        elif kind == "unsubscribe":
+            sub_id = frame.get("id")
+            if not isinstance(sub_id, str):
+                raise Malformed("unsubscribe needs an id")
+            assert self.connection is not None
+            subscription = self.connection.subscriptions.get(sub_id)
+            if subscription is None:
+                self._push(_frame("error", id=sub_id, status=404, detail="no such subscription"))
+            else:
+                self.ctx.hub.unsubscribe(subscription)
+                self._push(_frame("unsubscribed", id=sub_id))
+        else:
+            raise Malformed("unknown frame type")
+
+    # --- subscriptions ------------------------------------------------------------------
+
+    async def _subscribe(self, sub_id: str, frame: dict[str, Any]) -> None:
+        try:
+            await self._start_subscription(sub_id, frame)
+        except Rejected as rejection:
+            self._push(_frame("error", id=sub_id, status=rejection.status, detail=rejection.detail))
+        except NotFound:
+            self._push(_frame("error", id=sub_id, status=404, detail="No such operation"))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("subscription failed")
+            self._push(_frame("error", id=sub_id, status=503, detail="Try again shortly"))
+
+    async def _start_subscription(self, sub_id: str, frame: dict[str, Any]) -> None:
+        caller, connection, hub = self.caller, self.connection, self.ctx.hub
+        assert caller is not None and connection is not None
+        unknown = set(frame) - {"type", "id", "operation", "since", "filter"}
+        if unknown:
+            raise Rejected(422, f"unknown fields: {', '.join(sorted(map(str, unknown)))}")
+        code = frame["operation"]
+        since = frame.get("since")
+        if since is not None and (
+            not isinstance(since, int) or isinstance(since, bool) or since < 0
+        ):
+            raise Rejected(422, "since must be a non-negative integer")
+        stream_filter = StreamFilter.parse(frame.get("filter"))
+        if not _code_like(code):
+            raise Rejected(422, "operation must be an operation code")
+        if sub_id in connection.subscriptions:
+            raise Rejected(422, "a subscription with this id exists on this connection")
+        async with self.ctx.db.read_sessions() as session:
+            op = await operations.open_operation(session, caller=caller, code=code)
+            head = await events.head(session)
+        recovered = since is None or since <= head
+        replay = since is not None and recovered
+        subscription = Subscription(
+            id=sub_id,
+            connection=connection,
+            operation_id=op.id,
+            accepts=stream_filter.accepts,
+            last_seq=since if replay and since is not None else head,
+            replaying=replay,
+        )
+        # Registering and queueing "subscribed" with no await between them: no live event
+        # of this subscription can be queued before its confirmation.
+        hub.subscribe(subscription)
+        self._push(_frame("subscribed", id=sub_id, head=head, recovered=recovered))
+        self.ctx.audit.record(
+            caller=caller,
+            action="stream.subscribe",
+            operation=op.code,
+            query={"since": since, "filter": stream_filter.describe()},
+        )
+        if replay:
+            await self._replay(subscription, stream_filter)
+
+    async def _replay(self, subscription: Subscription, stream_filter: StreamFilter) -> None:
+        caller, connection = self.caller, subscription.connection
+        assert caller is not None and caller.administration_id is not None
+        where = stream_filter.clauses()
+        while not connection.closed and subscription.id in connection.subscriptions:
+            async with self.ctx.db.read_sessions() as session:
+                reach = await reach_of(session, administration_id=caller.administration_id)
+                rows = await events.read_visible(
+                    session,
+                    reach=reach,
+                    since=subscription.last_seq,
+                    operation_id=subscription.operation_id,
+                    limit=REPLAY_PAGE,
+                    where=where,
+                )
+            for seq, payload in rows:
+                await connection.outbox.push_paced(subscription.prefix + payload + "}", seq)
+                subscription.last_seq = seq
+            if len(rows) < REPLAY_PAGE:
+                break
+        self.ctx.hub.finish_replay(subscription)
+
+
+def _bearer(header: str) -> str:
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized()
+    return token.strip()
+
+
+def _code_like(value: str) -> bool:
+    return CODE.fullmatch(value) is not None
+
+
+async def serve(websocket: WebSocket, context: StreamContext) -> None:
+    """Run one stream connection to its end."""
+    await StreamSession(websocket, context).run()
+
+
+async def refresh_forever(hub: Hub, db: Database, *, interval: float = 1.0) -> None:
+    """Apply revocations, expiries and participant changes to open connections: keys
+    that no longer work are closed with 4001, and each administration's view is reloaded.
+    Runs on every process, so a change made anywhere takes effect everywhere."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await refresh(hub, db)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.warning("stream refresh failed; retrying", exc_info=True)
+
+
+async def refresh(hub: Hub, db: Database) -> None:
+    connections = list(hub.connections)
+    if not connections:
+        return
+    key_ids = {c.key_id for c in connections}
+    administration_ids = {c.administration_id for c in connections}
+    async with db.read_sessions() as session:
+        usable = set(
+            (
+                await session.execute(
+                    select(ApiKey.id).where(
+                        ApiKey.id.in_(key_ids),
+                        ApiKey.revoked_at.is_(None),
+                        or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > utcnow()),
+                    )
+                )
+            ).scalars()
+        )
+        reaches = await reaches_of(session, administration_ids=administration_ids)
+    for administration_id, reach in reaches.items():
+        hub.viewers[administration_id] = ReachViewer(reach)
+    for connection in connections:
+        if connection.key_id not in usable:
+            hub.kill(connection, CLOSE_UNAUTHORIZED, "key revoked or expired")
