@@ -30,6 +30,7 @@ from app.routers import (
     administrations,
     alerts,
     audit,
+    docs,
     events,
     followups,
     health,
@@ -141,6 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         events,
         audit,
         stream,
+        docs,
     ):
         app.include_router(module.router)
     app.add_middleware(RequestGuard, max_body=settings.max_body_bytes, metrics=metrics)

@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import ColumnElement, or_, select
 from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -26,8 +26,16 @@ from app.models.base import utcnow
 from app.realtime.events import AlertFacts
 from app.realtime.hub import Connection, Hub, Subscription
 from app.realtime.outbox import Outbox
-from app.schemas.types import CODE_PATTERN, TERRITORIES
-from app.schemas.vocabulary import Commodity, Kind, Priority, Role, TransportMode
+from app.schemas.stream import (
+    ErrorFrame,
+    PongFrame,
+    StreamFilterIn,
+    SubscribedFrame,
+    SubscribeFrame,
+    UnsubscribedFrame,
+    WelcomeFrame,
+)
+from app.schemas.vocabulary import Role
 from app.services import events, keys, operations
 from app.services.audit import AuditSink
 from app.services.keys import Caller
@@ -35,7 +43,6 @@ from app.services.visibility import Reach, reach_of, reaches_of
 
 log = logging.getLogger("relay.stream")
 
-CODE = re.compile(CODE_PATTERN)
 AUTH_TIMEOUT = 10.0
 MAX_FRAME_BYTES = 64 * 1024
 REPLAY_PAGE = 500
@@ -91,15 +98,6 @@ class Rejected(Exception):
         self.detail = detail
 
 
-FILTER_VALUES: dict[str, frozenset[str]] = {
-    "kind": frozenset(Kind),
-    "priority": frozenset(Priority),
-    "commodity": frozenset(Commodity),
-    "transport_mode": frozenset(TransportMode),
-    "territory": TERRITORIES,
-}
-
-
 @dataclass(frozen=True, slots=True)
 class StreamFilter:
     """A subscription's filter: each non-empty set must contain the alert's value."""
@@ -111,24 +109,10 @@ class StreamFilter:
     territory: frozenset[str] = frozenset()
 
     @classmethod
-    def parse(cls, raw: Any) -> StreamFilter:
-        if raw is None:
+    def of(cls, given: StreamFilterIn | None) -> StreamFilter:
+        if given is None:
             return cls()
-        if not isinstance(raw, dict):
-            raise Rejected(422, "filter must be an object")
-        unknown = set(raw) - FILTER_VALUES.keys()
-        if unknown:
-            raise Rejected(422, f"unknown filter fields: {', '.join(sorted(map(str, unknown)))}")
-        values: dict[str, frozenset[str]] = {}
-        for name, allowed in FILTER_VALUES.items():
-            given = raw.get(name, [])
-            if not isinstance(given, list) or not all(isinstance(v, str) for v in given):
-                raise Rejected(422, f"filter.{name} must be a list of strings")
-            bad = [v for v in given if v not in allowed]
-            if bad:
-                raise Rejected(422, f"filter.{name} has unknown values")
-            values[name] = frozenset(given)
-        return cls(**values)
+        return cls(**{name: frozenset(map(str, getattr(given, name))) for name in cls.__slots__})
 
     def accepts(self, facts: AlertFacts) -> bool:
         return (
@@ -159,7 +143,7 @@ class StreamFilter:
         return clauses
 
     def describe(self) -> dict[str, list[str]]:
-        return {name: sorted(getattr(self, name)) for name in FILTER_VALUES if getattr(self, name)}
+        return {name: sorted(getattr(self, name)) for name in self.__slots__ if getattr(self, name)}
 
 
 def origin_allowed(websocket: WebSocket, allowed: list[str]) -> bool:
@@ -173,10 +157,6 @@ def origin_allowed(websocket: WebSocket, allowed: list[str]) -> bool:
     scheme = "https" if websocket.url.scheme in ("wss", "https") else "http"
     host = websocket.headers.get("host", "").lower()
     return bool(host) and origin == f"{scheme}://{host}"
-
-
-def _frame(kind: str, **fields: Any) -> str:
-    return dumps({"type": kind, **fields}).decode()
 
 
 class StreamSession:
@@ -276,15 +256,10 @@ class StreamSession:
             close=self._close_soon,
         )
         self.connection = connection
-        connection.outbox.push(
-            _frame(
-                "welcome",
-                administration=caller.administration,
-                role=caller.role.value,
-                head=head,
-                epoch=epoch,
-            )
+        welcome = WelcomeFrame(
+            administration=caller.administration or "", role=caller.role, head=head, epoch=epoch
         )
+        connection.outbox.push(welcome.encode())
         hub.attach(connection, ReachViewer(reach))
         self.ctx.metrics.open_connections.inc()
         self._sender = asyncio.create_task(self._send_forever(connection))
@@ -351,7 +326,10 @@ class StreamSession:
             assert self.connection is not None
             self.ctx.hub.kill(self.connection, CLOSE_POLICY, "too many malformed frames")
             return
-        self._push(_frame("error", id=sub_id, status=400, detail=detail))
+        self._error(sub_id, 400, detail)
+
+    def _error(self, sub_id: str | None, status: int, detail: str) -> None:
+        self._push(ErrorFrame(id=sub_id, status=status, detail=detail).encode())
 
     def _push(self, frame: str) -> None:
         assert self.connection is not None
@@ -369,7 +347,7 @@ class StreamSession:
             raise Malformed("a frame must be a JSON object")
         kind = frame.get("type")
         if kind == "ping":
-            self._push(_frame("pong"))
+            self._push(PongFrame().encode())
         elif kind == "subscribe":
             sub_id = frame.get("id")
             if not isinstance(sub_id, str) or not 1 <= len(sub_id) <= 64:
@@ -386,10 +364,10 @@ class StreamSession:
             assert self.connection is not None
             subscription = self.connection.subscriptions.get(sub_id)
             if subscription is None:
-                self._push(_frame("error", id=sub_id, status=404, detail="no such subscription"))
+                self._error(sub_id, 404, "no such subscription")
             else:
                 self.ctx.hub.unsubscribe(subscription)
-                self._push(_frame("unsubscribed", id=sub_id))
+                self._push(UnsubscribedFrame(id=sub_id).encode())
         else:
             raise Malformed("unknown frame type")
 
@@ -399,32 +377,26 @@ class StreamSession:
         try:
             await self._start_subscription(sub_id, frame)
         except Rejected as rejection:
-            self._push(_frame("error", id=sub_id, status=rejection.status, detail=rejection.detail))
+            self._error(sub_id, rejection.status, rejection.detail)
         except NotFound:
-            self._push(_frame("error", id=sub_id, status=404, detail="No such operation"))
+            self._error(sub_id, 404, "No such operation")
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("subscription failed")
-            self._push(_frame("error", id=sub_id, status=503, detail="Try again shortly"))
+            self._error(sub_id, 503, "Try again shortly")
 
     async def _start_subscription(self, sub_id: str, frame: dict[str, Any]) -> None:
         caller, connection, hub = self.caller, self.connection, self.ctx.hub
         assert caller is not None and connection is not None
-        unknown = set(frame) - {"type", "id", "operation", "since", "filter"}
-        if unknown:
-            raise Rejected(422, f"unknown fields: {', '.join(sorted(map(str, unknown)))}")
-        code = frame["operation"]
-        since = frame.get("since")
-        if since is not None and (
-            not isinstance(since, int) or isinstance(since, bool) or since < 0
-        ):
-            raise Rejected(422, "since must be a non-negative integer")
-        stream_filter = StreamFilter.parse(frame.get("filter"))
-        if not _code_like(code):
-            raise Rejected(422, "operation must be an operation code")
+        try:
+            request = SubscribeFrame.model_validate(frame)
+        except ValidationError as exc:
+            raise Rejected(422, _first_error(exc)) from None
         if sub_id in connection.subscriptions:
             raise Rejected(422, "a subscription with this id exists on this connection")
+        code, since = request.operation, request.since
+        stream_filter = StreamFilter.of(request.filter)
         async with self.ctx.db.read_sessions() as session:
             op = await operations.open_operation(session, caller=caller, code=code)
             head = await events.head(session)
@@ -441,7 +413,7 @@ class StreamSession:
         # Registering and queueing "subscribed" with no await between them: no live event
         # of this subscription can be queued before its confirmation.
         hub.subscribe(subscription)
-        self._push(_frame("subscribed", id=sub_id, head=head, recovered=recovered))
+        self._push(SubscribedFrame(id=sub_id, head=head, recovered=recovered).encode())
         self.ctx.audit.record(
             caller=caller,
             action="stream.subscribe",
@@ -481,8 +453,10 @@ def _bearer(header: str) -> str:
     return token.strip()
 
 
-def _code_like(value: str) -> bool:
-    return CODE.fullmatch(value) is not None
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors(include_input=False)[0]
+    where = ".".join(str(part) for part in error["loc"])
+    return f"{where}: {error['msg']}" if where else str(error["msg"])
 
 
 async def serve(websocket: WebSocket, context: StreamContext) -> None:
