@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 from functools import partial
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -49,6 +50,51 @@ def serve(
     from app.server import run
 
     run(host=host or settings.host, port=port or settings.port, workers=workers)
+
+
+@cli.command()
+def demo(
+    host: Annotated[str, typer.Option(help="Address to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8000,
+    rate: Annotated[float, typer.Option(min=0.01, help="Simulated alerts per second")] = 0.5,
+    database: Annotated[Path, typer.Option(help="SQLite file, replaced on start")] = Path(
+        "demo.db"
+    ),
+) -> None:
+    """Serve a fresh demo operation with simulated traffic; prints keys to try."""
+    from app.demo import main as run_demo
+
+    run_demo(host=host, port=port, rate=rate, database=database)
+
+
+@cli.command()
+def simulate(
+    url: Annotated[str, typer.Option(help="The server, e.g. http://127.0.0.1:8000")],
+    token: Annotated[str, typer.Option(help="An admin token (keys are minted per participant)")],
+    operation: Annotated[str, typer.Option(help="Operation code")] = "ICEBREAK-II",
+    rate: Annotated[float, typer.Option(min=0.01, help="Alerts per second")] = 1.0,
+    count: Annotated[int | None, typer.Option(min=1, help="Stop after this many")] = None,
+) -> None:
+    """Post realistic traffic to any server."""
+    import httpx
+
+    from app.simulator import simulate as run
+
+    async def go() -> int:
+        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+            headers = {"Authorization": f"Bearer {token}"}
+            return await run(
+                client, headers, operation=operation, rate=rate, count=count, report=typer.echo
+            )
+
+    try:
+        posted = asyncio.run(go())
+    except (RuntimeError, httpx.HTTPError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        return
+    typer.echo(f"posted {posted} alerts")
 
 
 async def _in_committer(job: object) -> object:
