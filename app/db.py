@@ -20,8 +20,10 @@ from sqlalchemy.ext.asyncio import (
 from app.config import Settings
 
 
-def _sqlite_engine(url: str, *, begin: str, busy_timeout_ms: int) -> AsyncEngine:
-    engine = create_async_engine(url, pool_pre_ping=False)
+def _sqlite_engine(url: str, *, begin: str, busy_timeout_ms: int, pool_size: int) -> AsyncEngine:
+    # Every aiosqlite connection is a thread: keep enough of them open that concurrent
+    # requests reuse connections instead of opening (and closing) new ones.
+    engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -51,17 +53,17 @@ class Database:
         if self.dialect == "sqlite":
             busy_ms = int(timeout * 1000)
             self.write_engine = _sqlite_engine(
-                settings.database_url, begin="IMMEDIATE", busy_timeout_ms=busy_ms
+                settings.database_url, begin="IMMEDIATE", busy_timeout_ms=busy_ms, pool_size=2
             )
             self.read_engine = _sqlite_engine(
-                settings.database_url, begin="DEFERRED", busy_timeout_ms=busy_ms
+                settings.database_url, begin="DEFERRED", busy_timeout_ms=busy_ms, pool_size=32
             )
         else:
             self.write_engine = create_async_engine(
                 settings.database_url,
                 pool_pre_ping=True,
-                pool_size=10,
-                max_overflow=10,
+                pool_size=20,
+                max_overflow=20,
                 pool_timeout=timeout,
                 connect_args={"timeout": timeout, "command_timeout": timeout},
             )

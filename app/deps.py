@@ -46,7 +46,7 @@ class Runtime:
     stream: StreamContext
 
 
-def get_runtime(connection: HTTPConnection) -> Runtime:
+async def get_runtime(connection: HTTPConnection) -> Runtime:
     runtime: Runtime = connection.app.state.runtime
     return runtime
 
@@ -62,15 +62,15 @@ async def read_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(read_session)]
 
 
-def get_committer(runtime: RuntimeDep) -> Committer:
+async def get_committer(runtime: RuntimeDep) -> Committer:
     return runtime.committer
 
 
-def get_audit(runtime: RuntimeDep) -> AuditSink:
+async def get_audit(runtime: RuntimeDep) -> AuditSink:
     return runtime.audit
 
 
-def get_in_flight(runtime: RuntimeDep) -> InFlight:
+async def get_in_flight(runtime: RuntimeDep) -> InFlight:
     return runtime.in_flight
 
 
@@ -114,7 +114,9 @@ MemberCaller = Annotated[Caller, Depends(require(Role.member, Role.analyst))]
 AnalystCaller = Annotated[Caller, Depends(require(Role.analyst))]
 
 
-def cursor_param(cursor: Annotated[str | None, Query(max_length=2000)] = None) -> Cursor | None:
+async def cursor_param(
+    cursor: Annotated[str | None, Query(max_length=2000)] = None,
+) -> Cursor | None:
     return Cursor.decode(cursor)
 
 

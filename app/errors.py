@@ -7,6 +7,7 @@ No problem body ever carries a stack trace, SQL, or another administration's dat
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from http import HTTPStatus
 from typing import Any
@@ -179,6 +180,15 @@ def is_unavailable(exc: BaseException) -> bool:
     return False
 
 
+def _allowed_methods(app: FastAPI, path: str) -> set[str]:
+    methods: set[str] = set()
+    for template, operations in app.openapi().get("paths", {}).items():
+        pattern = re.sub(r"\\{[^}/]+\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, path):
+            methods |= {method.upper() for method in operations}
+    return methods
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map every error the app can raise to a problem response."""
 
@@ -190,10 +200,13 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError)
         return problem_response(from_validation_errors(exc.errors()))
 
-    async def on_http(_: Request, exc: Exception) -> Response:
+    async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         code = exc.status_code
         error = AppError(str(exc.detail) if exc.detail else None, headers=exc.headers)
+        if code == 405:
+            # Starlette names only the first matching route's methods; RFC 9110 wants all.
+            error.headers["Allow"] = ", ".join(sorted(_allowed_methods(app, request.url.path)))
         error.status = code
         error.title, error.slug = _KNOWN.get(code, (HTTPStatus(code).phrase, "http"))
         if error.detail == "Internal Server Error" or not exc.detail:

@@ -85,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             lock_counter_row=not db.is_sqlite,
             max_batch=settings.write_batch_max,
             on_commit=on_commit,
+            observe_batch=metrics.write_batch_size.observe,
         )
         await sequencer.start()
         await broker.start(sequencer.offer)

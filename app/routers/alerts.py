@@ -23,7 +23,7 @@ OperationCode = Annotated[str, Path(pattern=CODE_PATTERN)]
 ULID_CHARS = frozenset("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
 
 
-def alert_id_param(alert_id: Annotated[str, Path()]) -> str:
+async def alert_id_param(alert_id: Annotated[str, Path()]) -> str:
     """An alert id; anything that cannot be one is simply not found."""
     if len(alert_id) != 26 or not set(alert_id) <= ULID_CHARS:
         raise NotFound("No alert with this id")

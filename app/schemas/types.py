@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -10,10 +11,12 @@ from pydantic import AfterValidator, AwareDatetime, BeforeValidator, PlainSerial
 from pydantic import StringConstraints as Str
 
 CODE_PATTERN = r"^[A-Z0-9][A-Z0-9-]{1,31}$"
+# RFC 3339 date-time; the offset is required (a timestamp without one is refused).
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
 TERRITORIES = frozenset(country.alpha_2 for country in pycountry.countries)
 
 
-def _clean_text(value: str) -> str:
+def clean_text(value: str) -> str:
     # PostgreSQL refuses NUL, and lone surrogates cannot be stored as UTF-8: refuse both here
     # so that such input is a 422, never a 500.
     if "\x00" in value:
@@ -32,13 +35,20 @@ def _territory(value: str) -> str:
 
 
 def _timestamp_string(value: Any) -> Any:
-    if not isinstance(value, str | datetime):
-        raise ValueError("must be an RFC 3339 timestamp string")
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not RFC3339.match(value):
+        raise ValueError(
+            "must be an RFC 3339 timestamp with an offset, like 2020-06-17T09:30:00+09:00"
+        )
     return value
 
 
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("lies outside the years 1 to 9999 in UTC") from None
 
 
 def format_utc(value: datetime) -> str:
@@ -46,7 +56,7 @@ def format_utc(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-Text = Annotated[str, Strict(), AfterValidator(_clean_text)]
+Text = Annotated[str, Strict(), AfterValidator(clean_text)]
 
 
 def text(min_length: int = 0, max_length: int = 10_000) -> Any:
@@ -55,7 +65,7 @@ def text(min_length: int = 0, max_length: int = 10_000) -> Any:
         str,
         Strict(),
         Str(strip_whitespace=True, min_length=min_length, max_length=max_length),
-        AfterValidator(_clean_text),
+        AfterValidator(clean_text),
     ]
 
 

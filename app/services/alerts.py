@@ -7,7 +7,7 @@ from functools import partial
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import delete, select
+from sqlalchemy import Table, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from ulid import ULID
 
@@ -43,6 +43,12 @@ from app.services.keys import Caller
 from app.services.operations import load_operation
 from app.services.visibility import reach_of
 
+ALERT: Table = Alert.__table__  # type: ignore[assignment]
+ITEM: Table = AlertItem.__table__  # type: ignore[assignment]
+IDENTIFIER: Table = AlertIdentifier.__table__  # type: ignore[assignment]
+CONCEALMENT: Table = AlertConcealment.__table__  # type: ignore[assignment]
+RECIPIENT: Table = AlertRecipient.__table__  # type: ignore[assignment]
+
 
 @dataclass(frozen=True, slots=True)
 class Rendered:
@@ -77,7 +83,8 @@ async def report_alert(
         idem = IdempotencyKey.of(key, scope=operation_code, body=raw_body)
     with in_flight.hold(caller.administration_id, idem.key if idem else None):
         return await committer.run(
-            partial(_report, caller=caller, operation_code=operation_code, body=body, idem=idem)
+            partial(_report, caller=caller, operation_code=operation_code, body=body, idem=idem),
+            staging_only=True,
         )
 
 
@@ -89,13 +96,13 @@ async def _report(
     body: AlertBody,
     idem: IdempotencyKey | None,
 ) -> StoredResponse:
-    session = tx.session
+    """A staging-only job: it reads, then stages its rows for the batch's bulk insert."""
     assert caller.administration_id is not None and caller.administration is not None
     if idem is not None:
         stored = await idempotency.find(tx, administration_id=caller.administration_id, idem=idem)
         if stored is not None:
             return stored
-    op = await _operation_open_for_reports(session, caller=caller, code=operation_code)
+    op = await _operation_open_for_reports(tx, caller=caller, code=operation_code)
     if body.kind is Kind.notice and caller.administration_id != op.coordinator_id:
         raise Forbidden("Only the operation's coordinator may post a notice")
     recipients = _audience(op, body, kept=set())
@@ -112,9 +119,8 @@ async def _report(
         updated_at=now,
     )
     _apply_body(alert, body)
-    session.add(alert)
-    await session.flush()
-    _store_children(session, alert.id, body, recipients)
+    tx.stage(ALERT, {column.key: getattr(alert, column.key) for column in ALERT.columns})
+    _stage_children(tx, alert.id, body, recipients)
     rendered = render(alert, operation=op.code, reported_by=caller.administration, acks=[])
     facts = events.facts_of(
         alert,
@@ -133,10 +139,10 @@ async def _report(
     return response
 
 
-async def _operation_open_for_reports(
-    session: AsyncSession, *, caller: Caller, code: str
-) -> Operation:
-    op = await load_operation(session, code=code)
+async def _operation_open_for_reports(tx: WriteTx, *, caller: Caller, code: str) -> Operation:
+    op: Operation | None = tx.memo.get(("operation", code))
+    if op is None:
+        op = tx.memo[("operation", code)] = await load_operation(tx.session, code=code)
     mine = caller.administration_id
     current = {p.administration_id for p in op.participations if p.removed_at is None}
     if mine != op.coordinator_id and mine not in current:
@@ -197,39 +203,36 @@ def _apply_body(alert: Alert, body: AlertBody) -> None:
     alert.document = dumps(body.document()).decode()
 
 
-def _store_children(
-    session: AsyncSession, alert_id: str, body: AlertBody, recipients: list[Administration]
+def _stage_children(
+    tx: WriteTx, alert_id: str, body: AlertBody, recipients: list[Administration]
 ) -> None:
-    session.add_all(
-        AlertItem(
-            alert_id=alert_id,
-            position=position,
-            commodity=item.commodity.value,
-            form=item.form.value if item.form else None,
-            quantity=item.quantity,
-            unit=item.unit.value,
+    for position, item in enumerate(body.items):
+        tx.stage(
+            ITEM,
+            {
+                "alert_id": alert_id,
+                "position": position,
+                "commodity": item.commodity.value,
+                "form": item.form.value if item.form else None,
+                "quantity": item.quantity,
+                "unit": item.unit.value,
+            },
         )
-        for position, item in enumerate(body.items)
-    )
-    session.add_all(
-        AlertIdentifier(alert_id=alert_id, type=ident.type.value, value=ident.value)
-        for ident in body.identifiers
-    )
-    session.add_all(
-        AlertConcealment(alert_id=alert_id, method=method.value)
-        for method in body.concealment_methods
-    )
-    session.add_all(
-        AlertRecipient(alert_id=alert_id, administration_id=admin.id) for admin in recipients
-    )
+    for ident in body.identifiers:
+        tx.stage(IDENTIFIER, {"alert_id": alert_id, "type": ident.type.value, "value": ident.value})
+    for method in body.concealment_methods:
+        tx.stage(CONCEALMENT, {"alert_id": alert_id, "method": method.value})
+    for admin in recipients:
+        tx.stage(RECIPIENT, {"alert_id": alert_id, "administration_id": admin.id})
 
 
 async def _replace_children(
-    session: AsyncSession, alert_id: str, body: AlertBody, recipients: list[Administration]
+    tx: WriteTx, alert_id: str, body: AlertBody, recipients: list[Administration]
 ) -> None:
     for table in (AlertItem, AlertIdentifier, AlertConcealment, AlertRecipient):
-        await session.execute(delete(table).where(table.alert_id == alert_id))
-    _store_children(session, alert_id, body, recipients)
+        await tx.session.execute(delete(table).where(table.alert_id == alert_id))
+    _stage_children(tx, alert_id, body, recipients)
+    await tx.flush_staged()  # the event's facts are read back from these rows
 
 
 def _append_alert_event(
@@ -398,13 +401,20 @@ async def _amend(
     if "kind" in patch and patch["kind"] != alert.kind:
         raise Unprocessable("kind cannot change", errors=[(("body", "kind"), "cannot be amended")])
     current = loads(alert.document)
+    old_audience = current["audience"]
+    audience = patch.get("audience")
+    if (
+        isinstance(audience, dict)
+        and audience.get("scope", current["audience"]["scope"]) != (current["audience"]["scope"])
+    ):
+        # A new scope replaces the audience: recipients make no sense under "operation".
+        current = {**current, "audience": {}}
     try:
         body = AlertBody.model_validate(merge_patch(current, patch))
     except ValidationError as exc:
         raise from_validation_errors(
             {**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_input=False)
         ) from None
-    old_audience = current["audience"]
     recipients = _audience(op, body, kept=set(old_audience.get("recipients", [])))
     if _narrows(old_audience, body):
         raise Unprocessable(
@@ -416,7 +426,7 @@ async def _amend(
     _apply_body(alert, body)
     alert.revision += 1
     alert.updated_at = utcnow()
-    await _replace_children(tx.session, alert.id, body, recipients)
+    await _replace_children(tx, alert.id, body, recipients)
     await tx.session.flush()
     return await _after_change(tx, caller=caller, alert=alert, op=op, event="alert.amended")
 

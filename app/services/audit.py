@@ -60,7 +60,19 @@ def record_in(
     query: dict[str, Any] | None = None,
 ) -> None:
     """Audit a write in the write's own transaction."""
-    tx.session.add(_record(caller, action, operation=operation, alert_ids=alert_ids, query=query))
+    record = _record(caller, action, operation=operation, alert_ids=alert_ids, query=query)
+    tx.stage(
+        AuditRecord.__table__,  # type: ignore[arg-type]
+        {
+            "at": record.at,
+            "key_id": record.key_id,
+            "administration": record.administration,
+            "action": record.action,
+            "operation": record.operation,
+            "alert_ids": record.alert_ids,
+            "query": record.query,
+        },
+    )
 
 
 class AuditSink:

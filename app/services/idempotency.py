@@ -35,8 +35,21 @@ class IdempotencyKey:
     def of(cls, key: str, *, scope: str, body: Any) -> IdempotencyKey:
         """Bodies equal as parsed JSON hash equally: keys are sorted before hashing."""
         # The stdlib encoder, not orjson: raw input may hold integers beyond 64 bits.
-        canonical = json.dumps({"scope": scope, "body": body}, sort_keys=True, ensure_ascii=True)
+        canonical = json.dumps(
+            {"scope": scope, "body": _canonical(body)}, sort_keys=True, ensure_ascii=True
+        )
         return cls(key, hashlib.sha256(canonical.encode()).hexdigest())
+
+
+def _canonical(value: Any) -> Any:
+    """JSON numbers are numbers: 2 and 2.0 are the same value."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _canonical(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_canonical(item) for item in value]
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,27 +76,34 @@ async def find(
     if record is None:
         return None
     if record.request_hash != idem.request_hash:
-        raise Unprocessable(
-            "This Idempotency-Key was used with a different request",
-            errors=[(("header", "Idempotency-Key"), "already used with another body")],
-        )
+        raise _mismatch()
     return StoredResponse(record.status, record.body.encode(), record.location, replayed=True)
+
+
+def _mismatch() -> Unprocessable:
+    return Unprocessable(
+        "This Idempotency-Key was used with a different request",
+        errors=[(("header", "Idempotency-Key"), "already used with another body")],
+    )
 
 
 def remember(
     tx: WriteTx, *, administration_id: int, idem: IdempotencyKey, response: StoredResponse
 ) -> None:
-    tx.session.add(
-        IdempotencyRecord(
-            administration_id=administration_id,
-            key=idem.key,
-            request_hash=idem.request_hash,
-            status=response.status,
-            location=response.location,
-            body=response.body.decode(),
-            created_at=utcnow(),
-        )
+    tx.stage(
+        IdempotencyRecord.__table__,  # type: ignore[arg-type]
+        {
+            "administration_id": administration_id,
+            "key": idem.key,
+            "request_hash": idem.request_hash,
+            "status": response.status,
+            "location": response.location,
+            "body": response.body.decode(),
+            "created_at": utcnow(),
+        },
     )
+    # A retry in the same batch must find it before it reaches the table.
+    tx.memo[("idempotency", administration_id, idem.key)] = (idem.request_hash, response)
 
 
 async def prune(tx: WriteTx) -> None:

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from app.errors import Unprocessable
 from app.jsonenc import dumps, loads
+from app.schemas.types import clean_text
 
 T = TypeVar("T")
 
@@ -38,7 +39,11 @@ class Cursor:
         return value
 
     def string(self, name: str) -> str:
-        return str(self._get(name, str))
+        value = str(self._get(name, str))
+        try:
+            return clean_text(value)
+        except ValueError:
+            raise _invalid() from None
 
     def integer(self, name: str) -> int:
         return int(self._get(name, int))
