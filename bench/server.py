@@ -77,7 +77,7 @@ def relay_server(
         RELAY_LOG_LEVEL="WARNING",
         **(env or {}),
     )
-    process = subprocess.Popen(  # noqa: S603
+    process = subprocess.Popen(
         [str(RELAY), "serve", "--no-migrate", "--port", str(port), "--workers", str(workers)],
         env=environment,
         stdout=subprocess.DEVNULL,
