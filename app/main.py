@@ -29,6 +29,7 @@ from app.realtime.sequencer import Sequencer
 from app.routers import (
     administrations,
     alerts,
+    analysis,
     audit,
     docs,
     events,
@@ -140,6 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         keys,
         alerts,
         followups,
+        analysis,
         events,
         audit,
         stream,

@@ -26,7 +26,11 @@ class PageQuery(BaseModel):
     cursor: str | None = Field(default=None, max_length=2000)
 
 
-class AlertListQuery(PageQuery):
+class AlertFilters(BaseModel):
+    """The filters of the list endpoint, shared with export."""
+
+    model_config = ConfigDict(extra="forbid")
+
     kind: list[Kind] = Field(default_factory=list)
     priority: list[Priority] = Field(default_factory=list)
     commodity: list[Commodity] = Field(default_factory=list)
@@ -42,6 +46,9 @@ class AlertListQuery(PageQuery):
     identifier: text(1, 200) | None = None  # type: ignore[valid-type]
     q: text(1, 500) | None = None  # type: ignore[valid-type]
     status: AlertStatus | None = None
+
+
+class AlertListQuery(AlertFilters, PageQuery):
     sort: Literal["-occurred_at", "occurred_at", "-seq", "seq"] = "-occurred_at"
 
 
