@@ -97,6 +97,40 @@ def simulate(
     typer.echo(f"posted {posted} alerts")
 
 
+@cli.command()
+def report(
+    operation: Annotated[str, typer.Argument(help="Operation code, e.g. ICEBREAK-II")],
+    url: Annotated[str, typer.Option(help="The server, e.g. http://127.0.0.1:8000")],
+    token: Annotated[str, typer.Option(help="An analyst key", envvar="RELAY_TOKEN")],
+    fmt: Annotated[str, typer.Option("--format", help="html or md")] = "html",
+    out: Annotated[Path | None, typer.Option(help="File to write (default: stdout)")] = None,
+) -> None:
+    """Write an operation report from the API: totals, breakdowns, trend, largest seizures."""
+    import httpx
+    from rich.progress import Progress
+
+    from app.report import STEPS, ReportError, build
+
+    if fmt not in ("html", "md"):
+        raise typer.BadParameter("--format is html or md")
+    try:
+        with Progress(transient=True) as progress:
+            task = progress.add_task("gathering", total=STEPS)
+
+            def advance(step: str) -> None:
+                progress.update(task, advance=1, description=step)
+
+            text = build(url, token, operation, fmt=fmt, advance=advance)
+    except (ReportError, httpx.HTTPError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if out is None:
+        typer.echo(text)
+    else:
+        out.write_text(text)
+        typer.echo(f"wrote {out}", err=True)
+
+
 async def _in_committer(job: object) -> object:
     from app.committer import Committer
     from app.db import Database
