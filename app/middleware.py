@@ -10,7 +10,15 @@ import uuid
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import AppError, BadRequest, PayloadTooLarge, UnsupportedMediaType, problem_response
+from app.errors import (
+    AppError,
+    BadRequest,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    UnsupportedMediaType,
+    is_unavailable,
+    problem_response,
+)
 from app.logs import key_id, request_id
 from app.metrics import Metrics
 
@@ -51,10 +59,12 @@ class RequestGuard:
         path: str = scope["path"]
         started = time.perf_counter()
 
+        started = False
+
         async def send_tagged(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, started = message["status"], True
                 out = MutableHeaders(scope=message)
                 out["X-Request-ID"] = rid
                 if path.startswith("/v1/") and "cache-control" not in out:
@@ -68,7 +78,17 @@ class RequestGuard:
             if refusal is not None:
                 await problem_response(refusal)(scope, receive, send_tagged)
             else:
-                await self.app(scope, receive, send_tagged)
+                try:
+                    await self.app(scope, receive, send_tagged)
+                except Exception as exc:
+                    # Answer here rather than let Starlette re-raise to the server, which
+                    # would drop the client's keep-alive connection without a response.
+                    if status != 500 or started:
+                        raise
+                    error = ServiceUnavailable() if is_unavailable(exc) else AppError()
+                    if not isinstance(error, ServiceUnavailable):
+                        log.exception("unhandled error on %s %s", scope["method"], path)
+                    await problem_response(error)(scope, receive, send_tagged)
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")

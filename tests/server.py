@@ -18,6 +18,7 @@ import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
 import httpx
 
 from tests.api import ADMIN, ADMIN_TOKEN
@@ -55,6 +56,7 @@ class RelayServer:
     log_path: Path
     port: int = field(default_factory=free_port)
     process: asyncio.subprocess.Process | None = None
+    env: dict[str, str] = field(default_factory=dict)  # extra RELAY_* settings
 
     @property
     def base_url(self) -> str:
@@ -77,7 +79,7 @@ class RelayServer:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log,
                 stderr=asyncio.subprocess.STDOUT,
-                env=server_env(self.database_url),
+                env={**server_env(self.database_url), **self.env},
                 cwd=self.log_path.parent,
                 start_new_session=True,
             )
@@ -126,14 +128,29 @@ class RelayServer:
 
 
 @contextlib.asynccontextmanager
-async def relay_server(database_url: str, directory: Path, *, name: str) -> AsyncIterator[RelayServer]:
-    """A ready server, stopped on the way out whatever happened."""
-    server = RelayServer(database_url, directory / f"{name}.log")
+async def relay_servers(
+    database_url: str, directory: Path, *, names: list[str]
+) -> AsyncIterator[list[RelayServer]]:
+    """Ready servers on one store, started together, all stopped on the way out."""
+    servers = [RelayServer(database_url, directory / f"{name}.log") for name in names]
     try:
-        await server.start()
-        yield server
+        # Let every start finish before stopping any, so no process is left behind.
+        started = await asyncio.gather(*(s.start() for s in servers), return_exceptions=True)
+        for outcome in started:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        yield servers
     finally:
-        await server.stop()
+        await asyncio.gather(*(server.stop() for server in servers))
+
+
+@contextlib.asynccontextmanager
+async def relay_server(
+    database_url: str, directory: Path, *, name: str
+) -> AsyncIterator[RelayServer]:
+    """A ready server, stopped on the way out whatever happened."""
+    async with relay_servers(database_url, directory, names=[name]) as (server,):
+        yield server
 
 
 async def admin_headers(server: RelayServer) -> dict[str, str]:
@@ -184,7 +201,9 @@ async def set_up_operation(
     participants = [f"P{i}-{suffix}" for i in range(administrations)]
     for code in (coordinator, *participants):
         response = await client.post(
-            "/v1/administrations", json={"code": code, "name": code, "territory": "KR"}, headers=admin
+            "/v1/administrations",
+            json={"code": code, "name": code, "territory": "KR"},
+            headers=admin,
         )
         assert response.status_code == 201, response.text
     operation = f"OP-{suffix}"

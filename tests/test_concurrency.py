@@ -6,13 +6,22 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.api import seizure
-from tests.server import LiveOperation, RelayServer, admin_headers, relay_server, set_up_operation
+from tests.server import (
+    LiveOperation,
+    RelayServer,
+    admin_headers,
+    relay_server,
+    relay_servers,
+    set_up_operation,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +29,8 @@ WRITERS = 16
 ADMINISTRATIONS = 4
 WRITE_FOR = 3.0
 MAX_ALERTS_PER_WRITER = 60
-READER_PAGE_SIZES = (7, 50, 500)
+# (page size, whether the reader narrows the feed to the operation)
+READERS = ((7, False), (50, True), (500, False))
 DRAIN_TIMEOUT = 30.0
 
 
@@ -55,11 +65,15 @@ async def write(
             if loop.time() >= stop_at:
                 break
             reference = f"w{writer}-{n}"
-            response = await client.post(
-                f"/v1/operations/{operation.code}/alerts",
-                json=seizure(reference=reference, summary=f"Concurrent report {reference}"),
-                headers=headers,
-            )
+            try:
+                response = await client.post(
+                    f"/v1/operations/{operation.code}/alerts",
+                    json=seizure(reference=reference, summary=f"Concurrent report {reference}"),
+                    headers=headers,
+                )
+            except httpx.TransportError as exc:
+                written.refused.append((0, repr(exc)))
+                break
             if response.status_code == 201:
                 written.created[response.json()["id"]] = reference
             else:
@@ -68,16 +82,23 @@ async def write(
 
 
 async def read(
-    server: RelayServer, headers: dict[str, str], page_size: int, writers_done: asyncio.Event
+    server: RelayServer,
+    operation: LiveOperation,
+    reader: tuple[int, bool],
+    writers_done: asyncio.Event,
 ) -> Read:
     """Follow ``/v1/events`` from the start until a page after the writers stopped is empty."""
+    page_size, by_operation = reader
+    params: dict[str, int | str] = {"limit": page_size}
+    if by_operation:
+        params["operation"] = operation.code
     seen = Read()
     since = 0
     async with server.client() as client:
         while True:
             finished = writers_done.is_set()
             response = await client.get(
-                "/v1/events", params={"since": since, "limit": page_size}, headers=headers
+                "/v1/events", params={**params, "since": since}, headers=operation.coordinator
             )
             assert response.status_code == 200, response.text
             page = response.json()
@@ -105,10 +126,8 @@ async def run_traffic(
     """Writers spread over ``servers`` while readers follow the log; returns what each saw."""
     writers_done = asyncio.Event()
     readers = [
-        asyncio.create_task(
-            read(servers[i % len(servers)], operation.coordinator, size, writers_done)
-        )
-        for i, size in enumerate(READER_PAGE_SIZES)
+        asyncio.create_task(read(servers[i % len(servers)], operation, reader, writers_done))
+        for i, reader in enumerate(READERS)
     ]
     stop_at = asyncio.get_running_loop().time() + WRITE_FOR
     try:
@@ -150,19 +169,66 @@ async def test_readers_see_strictly_increasing_seqs_and_every_event_once(
     assert_every_reader_saw_the_log_in_order_and_whole(created, refused, reads)
 
 
-async def test_two_processes_on_one_store_keep_the_log_in_seq_order(
-    store: str, database_url: str, tmp_path: Path
-) -> None:
+@pytest.fixture(scope="module")
+async def two_servers(
+    store: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[list[RelayServer]]:
+    """Two processes on one PostgreSQL store (SQLite serves one process only)."""
     if store != "postgres":
         pytest.skip("several processes share a store on PostgreSQL only")
-    async with (
-        relay_server(database_url, tmp_path, name="relay-a") as first,
-        relay_server(database_url, tmp_path, name="relay-b") as second,
-    ):
-        admin = await admin_headers(first)
-        async with first.client() as client:
-            operation = await set_up_operation(
-                client, admin, administrations=ADMINISTRATIONS, member_keys=WRITERS
-            )
-        created, refused, reads = await run_traffic([first, second], operation)
+    directory = tmp_path_factory.mktemp("two-servers")
+    async with relay_servers(database_url, directory, names=["relay-a", "relay-b"]) as servers:
+        yield servers
+
+
+async def test_two_processes_on_one_store_keep_the_log_in_seq_order(
+    two_servers: list[RelayServer],
+) -> None:
+    admin = await admin_headers(two_servers[0])
+    async with two_servers[0].client() as client:
+        operation = await set_up_operation(
+            client, admin, administrations=ADMINISTRATIONS, member_keys=WRITERS
+        )
+    created, refused, reads = await run_traffic(two_servers, operation)
     assert_every_reader_saw_the_log_in_order_and_whole(created, refused, reads)
+
+
+async def test_one_idempotency_key_sent_to_two_processes_at_once_creates_one_alert(
+    two_servers: list[RelayServer],
+) -> None:
+    admin = await admin_headers(two_servers[0])
+    async with two_servers[0].client() as client:
+        operation = await set_up_operation(client, admin, administrations=1, member_keys=1)
+    headers = {**operation.members[0], "Idempotency-Key": "twin-0001"}
+    clients = [server.client() for server in two_servers for _ in range(10)]
+    try:
+        responses = await asyncio.gather(
+            *(
+                client.post(
+                    f"/v1/operations/{operation.code}/alerts",
+                    json=seizure(reference="twin"),
+                    headers=headers,
+                )
+                for client in clients
+            )
+        )
+        listed = await clients[0].get(
+            f"/v1/operations/{operation.code}/alerts", headers=operation.coordinator
+        )
+    finally:
+        await asyncio.gather(*(client.aclose() for client in clients))
+
+    first = [
+        r for r in responses if r.status_code == 201 and "idempotent-replayed" not in r.headers
+    ]
+    assert len(first) == 1, [
+        (r.status_code, r.headers.get("idempotent-replayed")) for r in responses
+    ]
+    for response in responses:
+        if response is not first[0]:
+            assert response.status_code in (201, 409), response.text
+            if response.status_code == 201:
+                assert response.headers["idempotent-replayed"] == "true"
+                assert response.content == first[0].content
+    assert listed.status_code == 200, listed.text
+    assert [a["id"] for a in listed.json()["items"]] == [first[0].json()["id"]]

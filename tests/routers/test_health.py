@@ -22,3 +22,22 @@ async def test_metrics_are_prometheus_text_and_count_requests(api: Api) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     assert 'relay_http_requests_total{method="GET",route="/healthz",status="200"}' in response.text
+
+
+async def test_an_unexpected_error_is_a_500_problem_without_details(database_url: str) -> None:
+    from app.main import create_app
+    from tests.api import assert_problem
+    from tests.conftest import client_for, settings_for
+
+    app = create_app(settings_for(database_url))
+
+    async def boom() -> None:
+        raise RuntimeError("secret internals: SELECT * FROM api_key")
+
+    app.add_api_route("/boom", boom)
+    async with app.router.lifespan_context(app), client_for(app) as client:
+        response = await client.get("/boom")
+        body = assert_problem(response, 500)
+        assert "secret" not in response.text
+        assert body["detail"] == "Internal Server Error"
+        assert (await client.get("/healthz")).status_code == 200
