@@ -34,8 +34,12 @@ AlertId = Annotated[str, Depends(alert_id_param)]
 
 
 async def raw_json(request: Request) -> Any:
-    """The body as parsed JSON, for comparing idempotent retries."""
-    return await request.json()
+    """The body as parsed JSON, for comparing idempotent retries (None when it is not JSON:
+    the body's own validation answers that with 422)."""
+    try:
+        return await request.json()
+    except ValueError:
+        return None
 
 
 @router.post(

@@ -43,6 +43,12 @@ async def list_administrations(
     return [administration_out(r) for r in items], next_cursor
 
 
+async def administration_codes(session: AsyncSession) -> dict[int, str]:
+    """Every administration's code by id (there are tens, not thousands)."""
+    rows = await session.execute(select(Administration.id, Administration.code))
+    return {id_: code for id_, code in rows}
+
+
 async def resolve_codes(
     session: AsyncSession, codes: Iterable[str], *, loc: tuple[str | int, ...]
 ) -> dict[str, Administration]:

@@ -37,6 +37,7 @@ from app.schemas.alert import AlertBody, RestrictedAudience
 from app.schemas.types import format_utc
 from app.schemas.vocabulary import AlertStatus, Kind
 from app.services import audit, events, idempotency
+from app.services.administrations import administration_codes
 from app.services.audit import AuditSink
 from app.services.idempotency import IdempotencyKey, InFlight, StoredResponse
 from app.services.keys import Caller
@@ -291,19 +292,12 @@ async def render_many(session: AsyncSession, alerts: list[Alert]) -> list[dict[s
     """Render stored alerts with their codes and current acknowledgements, in three queries."""
     if not alerts:
         return []
-    codes: dict[int, str] = dict(
-        (await session.execute(select(Administration.id, Administration.code))).tuples().all()
-    )
+    codes = await administration_codes(session)
     op_ids = {a.operation_id for a in alerts}
-    op_codes: dict[int, str] = dict(
-        (
-            await session.execute(
-                select(Operation.id, Operation.code).where(Operation.id.in_(op_ids))
-            )
-        )
-        .tuples()
-        .all()
+    op_rows = await session.execute(
+        select(Operation.id, Operation.code).where(Operation.id.in_(op_ids))
     )
+    op_codes: dict[int, str] = {id_: code for id_, code in op_rows}
     acks: dict[str, list[dict[str, Any]]] = {}
     ack_rows = await session.execute(
         select(Ack).where(Ack.alert_id.in_([a.id for a in alerts])).order_by(Ack.at)

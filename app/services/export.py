@@ -13,8 +13,9 @@ from sqlalchemy import select
 
 from app.db import Database
 from app.jsonenc import dumps, loads
-from app.models import Administration, Alert, AlertItem
+from app.models import Alert, AlertItem
 from app.schemas.types import format_utc
+from app.services.administrations import administration_codes
 from app.services.audit import AuditSink
 from app.services.keys import Caller
 from app.services.search import AlertFilter, visible_alerts_query
@@ -162,9 +163,7 @@ async def start_export(
         query, code = await visible_alerts_query(
             session, caller=caller, operation_code=operation_code, where=where
         )
-        codes: dict[int, str] = dict(
-            (await session.execute(select(Administration.id, Administration.code))).tuples().all()
-        )
+        codes: dict[int, str] = await administration_codes(session)
     sink.record(
         caller=caller,
         action="alert.export",

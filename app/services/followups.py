@@ -115,6 +115,6 @@ async def list_comments(
     )
     if cursor is not None:
         query = query.where(Comment.id > cursor.string("id"))
-    rows = (await session.execute(query)).tuples().all()
+    rows = (await session.execute(query)).all()
     items, next_cursor = page_of(rows, limit, lambda row: {"id": row[0].id})
     return [render_comment(comment, code) for comment, code in items], next_cursor

@@ -171,11 +171,11 @@ def _order(query: Select[Alert], sort: Sort, cursor: Cursor | None) -> Select[Al
         after_seq = Alert.seq < seq if descending else Alert.seq > seq
         if by_time:
             try:
-                at = datetime.fromisoformat(cursor.string("at"))
+                at: datetime | None = datetime.fromisoformat(cursor.string("at"))
             except ValueError:
-                raise Unprocessable(
-                    "Invalid cursor", errors=[(("query", "cursor"), "invalid")]
-                ) from None
+                at = None
+            if at is None or at.tzinfo is None:
+                raise Unprocessable("Invalid cursor", errors=[(("query", "cursor"), "invalid")])
             after_time = Alert.occurred_at < at if descending else Alert.occurred_at > at
             query = query.where(or_(after_time, and_(Alert.occurred_at == at, after_seq)))
         else:

@@ -11,7 +11,8 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, Select, case, distinct, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Administration, Alert, AlertConcealment, AlertItem
+from app.models import Alert, AlertConcealment, AlertItem
+from app.services.administrations import administration_codes
 from app.services.audit import AuditSink
 from app.services.keys import Caller
 from app.services.operations import open_operation
@@ -157,9 +158,7 @@ async def operation_stats(
 
     codes: dict[int, str] = {}
     if by == "reported_by":
-        codes = dict(
-            (await session.execute(select(Administration.id, Administration.code))).tuples().all()
-        )
+        codes = await administration_codes(session)
     stats = Stats(operation=op.code, by=by, total=Figures(*total_row))
     merged: dict[str | None, Figures] = defaultdict(Figures)
     for row in rows:
