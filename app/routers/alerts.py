@@ -34,8 +34,10 @@ AlertId = Annotated[str, Depends(alert_id_param)]
 
 
 async def raw_json(request: Request) -> Any:
-    """The body as parsed JSON, for comparing idempotent retries (None when it is not JSON:
-    the body's own validation answers that with 422)."""
+    """The body as parsed JSON, to compare idempotent retries; parsed only when an
+    Idempotency-Key asks for it (None when it is not JSON: validation answers that)."""
+    if "idempotency-key" not in request.headers:
+        return None
     try:
         return await request.json()
     except ValueError:
