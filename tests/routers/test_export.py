@@ -499,6 +499,62 @@ async def test_an_export_that_matches_nothing_is_just_the_header(world: World) -
     assert ndjson_response.content == b""
 
 
+async def test_rows_follow_the_latest_revision(world: World) -> None:
+    operation = "EXPORT-AMEND"
+    await world.api.operation(operation, coordinator="RILO-AP", participants=["KR-KCS", "HK-CED"])
+    alert = await world.api.report(world.keys["KR-KCS"], operation, seizure())
+    amended = await world.api.client.patch(
+        f"/v1/alerts/{alert['id']}",
+        json={
+            "items": [item("heroin", 3, "kg", "powder"), item("p2p", 750, "ml", "liquid")],
+            "summary": "=Amended: heroin and P-2-P",
+            "tlp": "RED",
+        },
+        headers=world.keys["KR-KCS"],
+    )
+    assert amended.status_code == 200, amended.text
+
+    response = await world.api.client.get(
+        f"/v1/operations/{operation}/export",
+        params={"format": "csv"},
+        headers=world.keys["HK-CED/analyst"],
+    )
+
+    assert response.status_code == 200, response.text
+    rows = list(csv.DictReader(io.StringIO(response.text, newline="")))
+    assert [
+        (r["alert_id"], r["tlp"], r["commodity"], float(r["quantity"]), r["unit"], r["summary"])
+        for r in rows
+    ] == [
+        (alert["id"], "RED", "heroin", 3.0, "kg", "'=Amended: heroin and P-2-P"),
+        (alert["id"], "RED", "p2p", 750.0, "ml", "'=Amended: heroin and P-2-P"),
+    ]
+    assert {r["updated_at"] for r in rows} == {amended.json()["updated_at"]}
+
+
+async def test_a_former_participant_exports_only_its_own_alerts(world: World) -> None:
+    operation = "EXPORT-LEFT"
+    await world.api.operation(operation, coordinator="RILO-AP", participants=["KR-KCS", "HK-CED"])
+    await world.api.report(world.keys["KR-KCS"], operation, seizure())
+    own = await world.api.report(
+        world.keys["HK-CED"], operation, seizure(location={"territory": "HK"})
+    )
+    removed = await world.api.client.delete(
+        f"/v1/operations/{operation}/participants/HK-CED", headers=ADMIN
+    )
+    assert removed.status_code == 204, removed.text
+
+    response = await world.api.client.get(
+        f"/v1/operations/{operation}/export",
+        params={"format": "ndjson"},
+        headers=world.keys["HK-CED/analyst"],
+    )
+
+    assert response.status_code == 200, response.text
+    rows = [json.loads(line) for line in response.text.splitlines()]
+    assert [(row["alert_id"], row["reported_by"]) for row in rows] == [(own["id"], "HK-CED")]
+
+
 # --- headers ---------------------------------------------------------------------------------
 
 
@@ -663,6 +719,9 @@ async def test_a_large_export_is_streamed_in_chunks(database_url: str, tmp_path:
             }
 
     assert len(created) == STREAMED_ALERTS
+    # Chunked transfer keeps the server's flushes apart: the header went out on its own,
+    # before the first alert was read.
+    assert streamed["csv"][0][0] == (",".join(COLUMNS) + "\r\n").encode()
     for fmt, (chunks, alert_ids) in streamed.items():
         assert len(chunks) >= 3, fmt
         assert len(alert_ids) == sum(created.values()), fmt

@@ -424,6 +424,30 @@ async def test_week_is_the_iso_week_of_occurred_at_in_utc(world: World) -> None:
     )
 
 
+async def test_week_keys_use_the_iso_week_numbering_year(world: World) -> None:
+    operation = "STATS-WEEKS"
+    await world.api.operation(operation, coordinator="RILO-AP", participants=["KR-KCS"])
+    for occurred_at in (
+        "2021-01-03T20:00:00-05:00",  # Monday 2021-01-04 in UTC: 2021-W01
+        "2021-01-01T12:00:00Z",  # a Friday of 2020-W53
+        "2018-12-31T08:00:00+09:00",  # Sunday 2018-12-30 in UTC: 2018-W52
+        "2019-12-30T00:00:00Z",  # Monday: 2020-W01
+    ):
+        await world.api.report(world.keys["KR-KCS"], operation, seizure(occurred_at=occurred_at))
+
+    response = await world.api.client.get(
+        f"/v1/operations/{operation}/stats",
+        params={"by": "week"},
+        headers=world.keys["KR-KCS/analyst"],
+    )
+
+    assert response.status_code == 200, response.text
+    one = {"alerts": 1, "seizures": 1, "mass_kg": 2.35, "volume_l": 0, "tablets": 0, "pieces": 0}
+    assert by_key(response.json()) == {
+        week: approx(one) for week in ("2018-W52", "2020-W01", "2020-W53", "2021-W01")
+    }
+
+
 async def test_participant_figures_leave_out_restricted_alerts_addressed_to_others(
     world: World,
 ) -> None:
@@ -518,6 +542,39 @@ async def test_a_former_participant_counts_only_its_own_alerts(world: World) -> 
     own = {"alerts": 1, "seizures": 1, "mass_kg": 0.25, "volume_l": 0, "tablets": 0, "pieces": 0}
     assert by_key(response.json()) == {"HK-CED": approx(own)}
     assert response.json()["total"] == approx(own)
+
+
+async def test_figures_follow_the_latest_revision(world: World) -> None:
+    operation = "STATS-AMEND"
+    await world.api.operation(operation, coordinator="RILO-AP", participants=["KR-KCS", "HK-CED"])
+    alert = await world.api.report(
+        world.keys["KR-KCS"],
+        operation,
+        seizure(audience={"scope": "restricted", "recipients": ["RILO-AP"]}),
+    )
+
+    async def commodities() -> dict[str | None, dict[str, Any]]:
+        response = await world.api.client.get(
+            f"/v1/operations/{operation}/stats",
+            params={"by": "commodity"},
+            headers=world.keys["HK-CED/analyst"],
+        )
+        assert response.status_code == 200, response.text
+        return by_key(response.json())
+
+    assert await commodities() == {}
+    amended = await world.api.client.patch(
+        f"/v1/alerts/{alert['id']}",
+        json={"items": [item("p2p", 2, "l", "liquid")], "audience": {"scope": "operation"}},
+        headers=world.keys["KR-KCS"],
+    )
+    assert amended.status_code == 200, amended.text
+
+    assert await commodities() == {
+        "p2p": approx(
+            {"alerts": 1, "seizures": 1, "mass_kg": 0, "volume_l": 2, "tablets": 0, "pieces": 0}
+        )
+    }
 
 
 async def test_stats_are_not_cached(world: World) -> None:
