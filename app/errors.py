@@ -204,9 +204,9 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         code = exc.status_code
         error = AppError(str(exc.detail) if exc.detail else None, headers=exc.headers)
-        if code == 405:
+        if code == 405 and (methods := _allowed_methods(app, request.url.path)):
             # Starlette names only the first matching route's methods; RFC 9110 wants all.
-            error.headers["Allow"] = ", ".join(sorted(_allowed_methods(app, request.url.path)))
+            error.headers["Allow"] = ", ".join(sorted(methods))
         error.status = code
         error.title, error.slug = _KNOWN.get(code, (HTTPStatus(code).phrase, "http"))
         if error.detail == "Internal Server Error" or not exc.detail:

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from functools import partial
 
 from fastapi import FastAPI
+from starlette.staticfiles import StaticFiles
 
 from app.committer import Committer
 from app.config import Settings
@@ -38,6 +39,7 @@ from app.routers import (
     keys,
     operations,
     stream,
+    web,
 )
 from app.services import events as events_service
 from app.services import idempotency
@@ -146,8 +148,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit,
         stream,
         docs,
+        web,
     ):
         app.include_router(module.router)
+    app.mount("/assets", StaticFiles(directory=web.WEB), name="assets")
     app.add_middleware(RequestGuard, max_body=settings.max_body_bytes, metrics=metrics)
     return app
 
