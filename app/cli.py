@@ -74,15 +74,21 @@ def simulate(
     operation: Annotated[str, typer.Option(help="Operation code")] = "ICEBREAK-II",
     rate: Annotated[float, typer.Option(min=0.01, help="Alerts per second")] = 1.0,
     count: Annotated[int | None, typer.Option(min=1, help="Stop after this many")] = None,
+    seed: Annotated[
+        bool, typer.Option(help="First create the demo's administrations and ICEBREAK-II")
+    ] = False,
 ) -> None:
     """Post realistic traffic to any server."""
     import httpx
 
+    from app.simulator import seed_operation
     from app.simulator import simulate as run
 
     async def go() -> int:
         async with httpx.AsyncClient(base_url=url, timeout=10) as client:
             headers = {"Authorization": f"Bearer {token}"}
+            if seed:
+                await seed_operation(client, headers)
             return await run(
                 client, headers, operation=operation, rate=rate, count=count, report=typer.echo
             )

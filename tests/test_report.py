@@ -46,7 +46,7 @@ async def _run_report(url: str, token: str, operation: str, fmt: str, out: Path)
     )
     _, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, err.decode()
-    return out.read_text()
+    return await asyncio.to_thread(out.read_text)
 
 
 async def test_report_totals_and_breakdowns_match_the_stats_endpoint(
