@@ -130,7 +130,13 @@ function connect() {
   const ws = new WebSocket(`${scheme}://${location.host}/v1/stream`);
   state.ws = ws;
   ws.onopen = () => ws.send(JSON.stringify({ type: "auth", token: state.token }));
-  ws.onmessage = (message) => { if (ws === state.ws) onFrame(JSON.parse(message.data)); };
+  ws.onmessage = (message) => {
+    if (ws !== state.ws) return;
+    onFrame(JSON.parse(message.data)).catch((error) => {
+      if (error.status !== 401) banner(`Could not load the operation's alerts: ${error.message}. Retrying…`, true);
+      ws.close(4000);   // reconnect, and resume from the last event applied
+    });
+  };
   ws.onclose = (event) => { if (ws === state.ws) onClosed(event); };
 }
 
@@ -142,9 +148,10 @@ async function onFrame(frame) {
       banner(null);
       const first = state.lastSeq === 0;
       if (first) {
-        // History first, then everything after the head the server named: no gap.
-        state.lastSeq = frame.head;
+        // History first, then everything after the head the server named: no gap. (The head
+        // is kept only once the history is in, so a failed load is retried on reconnect.)
         await loadHistory();
+        state.lastSeq = Math.max(state.lastSeq, frame.head);
       }
       state.ws.send(JSON.stringify({ type: "subscribe", id: "feed", operation: state.operation, since: state.lastSeq }));
       break;
@@ -208,9 +215,11 @@ function announce(alert) {
     new Notification(`${alert.priority.toUpperCase()} ${words(alert.kind)} from ${alert.reported_by}`, { body: alert.summary, tag: alert.id });
   }
 }
+let audio = null;   // one context for the page, unlocked by the "Enable alerts" click
 function beep(times) {
   try {
-    const audio = new AudioContext();
+    audio ??= new AudioContext();
+    if (audio.state === "suspended") audio.resume();
     for (let i = 0; i < times; i += 1) {
       const tone = audio.createOscillator();
       tone.frequency.value = 880;
@@ -224,7 +233,7 @@ function beep(times) {
 // --- rendering the feed ------------------------------------------------------------------------
 function filters() {
   const form = new FormData($("filters"));
-  return Object.fromEntries([...form.entries()].map(([k, v]) => [k, v.trim().toUpperCase() === v.trim() && k === "territory" ? v.trim() : v.trim()]).filter(([, v]) => v));
+  return Object.fromEntries([...form.entries()].map(([k, v]) => [k, v.trim()]).filter(([, v]) => v));
 }
 function matches(alert, f) {
   if (f.kind && alert.kind !== f.kind) return false;
@@ -286,12 +295,13 @@ async function openDetail(id) {
     const [alert, comments] = await Promise.all([
       api(`/v1/alerts/${id}`), api(`/v1/alerts/${id}/comments?limit=500`),
     ]);
+    if (state.selected !== id) return;   // another alert was opened meanwhile
     keepAlert(alert, false);
     renderDetail(state.alerts.get(id));
     $("comments").replaceChildren();
     for (const comment of comments.items) addComment(comment);
   } catch (error) {
-    showDetailError(error);
+    if (state.selected === id) showDetailError(error);
   }
 }
 function closeDetail() {
@@ -354,20 +364,26 @@ async function loadStats() {
     const results = await Promise.all(CHARTS.map(([by]) => api(`/v1/operations/${code}/stats?by=${by}`)));
     const total = results[0].total;
     $("stats-totals").replaceChildren(...[["alerts", total.alerts], ["seizures", total.seizures], ["kg seized", total.mass_kg], ["litres", total.volume_l], ["tablets", total.tablets]]
-      .map(([label, value]) => el("div", { class: "kpi" }, el("b", {}, Number(value).toLocaleString()), label)));
+      .map(([label, value]) => el("div", { class: "kpi" }, el("b", {}, Number(Number(value).toFixed(2)).toLocaleString()), label)));
     $("stats-charts").replaceChildren(...results.map((result, i) => chart(CHARTS[i], result.groups)));
   } catch (error) {
     $("stats-charts").replaceChildren(el("p", { class: "error" }, `Statistics unavailable: ${error.message}`));
   }
 }
+function unitFor(unit, value) {
+  return unit === "seizures" && value === 1 ? "seizure" : unit;
+}
 function chart([by, title, field, unit], groups) {
-  const rows = by === "week" ? groups : [...groups].sort((a, b) => b[field] - a[field]).slice(0, 10);
+  // Groups with nothing of this measure (mdma counted in tablets on a kg chart) are left out.
+  const measured = groups.filter((g) => g[field] > 0);
+  const rows = by === "week" ? measured : measured.sort((a, b) => b[field] - a[field]).slice(0, 10);
   const top = Math.max(1, ...rows.map((g) => g[field]));
   return el("section", { class: "chart", dataset: { by } }, el("h3", {}, title),
     ...rows.map((g) => el("div", { class: "bar" },
       el("span", {}, g.key === null ? "(not stated)" : words(g.key)),
       fill((100 * g[field]) / top),
-      el("span", { class: "value" }, `${Number(g[field].toFixed(2)).toLocaleString()} ${unit}`))));
+      el("span", { class: "value" }, `${Number(g[field].toFixed(2)).toLocaleString()} ${unitFor(unit, g[field])}`))),
+    rows.length ? null : el("p", { class: "muted" }, "Nothing yet."));
 }
 function fill(percent) {
   const node = el("span", { class: "fill" });
