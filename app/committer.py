@@ -159,8 +159,9 @@ class Committer:
                 batch.append(self._queue.get_nowait())
             if self._observe_batch is not None:
                 self._observe_batch(len(batch))
+            committed: Batch | None = None
             try:
-                await self._commit(batch)
+                committed = await self._commit(batch)
             except Exception as exc:  # the store failed: every job still open hears it
                 unavailable = is_unavailable(exc)
                 if not unavailable:
@@ -172,8 +173,11 @@ class Committer:
                 for pending in batch:
                     self._settle(pending)
                     self._queue.task_done()
+            # Callers hear back first; publishing (and the fan-out it starts) comes after.
+            if committed is not None:
+                self._publish(committed)
 
-    async def _commit(self, jobs: list[_Pending[Any]]) -> None:
+    async def _commit(self, jobs: list[_Pending[Any]]) -> Batch:
         async with self._sessions() as session, session.begin():
             counter = select(EventCounter.last_seq).where(EventCounter.id == 1)
             if self._lock_counter_row:
@@ -210,7 +214,9 @@ class Committer:
                 await session.execute(
                     update(EventCounter).where(EventCounter.id == 1).values(last_seq=tx.last_seq)
                 )
-        committed = Batch(start, tx.last_seq, tuple(tx.events), committed_at=time.time())
+        return Batch(start, tx.last_seq, tuple(tx.events), committed_at=time.time())
+
+    def _publish(self, committed: Batch) -> None:
         if committed.last > committed.after and self._on_commit is not None:
             try:
                 self._on_commit(committed)

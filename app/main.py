@@ -91,7 +91,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             observe_batch=metrics.write_batch_size.observe,
         )
         await sequencer.start()
-        await broker.start(sequencer.offer)
+        async with db.read_sessions() as session:
+            epoch = await events_service.epoch(session)
+        await broker.start(sequencer.offer, namespace=epoch)
         committer.start()
         sink = AuditSink(committer, interval=settings.audit_flush_interval)
         sink.start()
@@ -106,7 +108,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             hub=hub,
             broker=broker,
             stream=stream_service.StreamContext(
-                settings=settings, db=db, hub=hub, audit=sink, metrics=metrics
+                settings=settings,
+                db=db,
+                hub=hub,
+                audit=sink,
+                metrics=metrics,
+                delivered_head=lambda: sequencer.delivered_head,
             ),
         )
         if settings.bootstrap_token:

@@ -24,7 +24,9 @@ log = logging.getLogger("relay.broker")
 
 
 class Broker(Protocol):
-    async def start(self, on_batch: Callable[[Batch], None]) -> None: ...
+    async def start(self, on_batch: Callable[[Batch], None], *, namespace: str) -> None:
+        """Start carrying batches of the event log named ``namespace`` (its epoch): processes
+        on another store, sharing the same broker, never hear them."""
 
     def publish(self, batch: Batch) -> None: ...
 
@@ -36,7 +38,7 @@ class Broker(Protocol):
 class LocalBroker:
     """One process: nothing to carry."""
 
-    async def start(self, on_batch: Callable[[Batch], None]) -> None:
+    async def start(self, on_batch: Callable[[Batch], None], *, namespace: str) -> None:
         return None
 
     def publish(self, batch: Batch) -> None:
@@ -52,16 +54,19 @@ class LocalBroker:
 class RedisBroker:
     CHANNEL = "relay:batches"
 
-    def __init__(self, url: str, *, channel: str = CHANNEL) -> None:
+    def __init__(self, url: str) -> None:
         from redis.asyncio import Redis
 
         self._redis: Redis = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=None)
-        self._channel = channel
+        # Redis pub/sub channels are not scoped by database number: the event log's epoch
+        # in the name keeps deployments that share a Redis apart.
+        self._channel = self.CHANNEL
         self._origin = uuid.uuid4().hex
         self._outgoing: asyncio.Queue[bytes] = asyncio.Queue(maxsize=10_000)
         self._tasks: list[asyncio.Task[None]] = []
 
-    async def start(self, on_batch: Callable[[Batch], None]) -> None:
+    async def start(self, on_batch: Callable[[Batch], None], *, namespace: str) -> None:
+        self._channel = f"{self.CHANNEL}:{namespace}"
         self._tasks = [
             asyncio.create_task(self._listen(on_batch), name="broker-listen"),
             asyncio.create_task(self._send(), name="broker-send"),

@@ -4,9 +4,9 @@ shape), and /asyncapi.json is generated from them."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict
 
 from app.schemas.types import Code, Territory
 from app.schemas.vocabulary import Commodity, Kind, Priority, Role, TransportMode
@@ -45,7 +45,9 @@ class SubscribeFrame(Frame):
     type: Literal["subscribe"]
     id: str = Field(min_length=1, max_length=64)
     operation: Code
-    since: int | None = Field(default=None, ge=0, description="Omit for live events only")
+    since: Annotated[int, Strict()] | None = Field(
+        default=None, ge=0, description="Omit for live events only"
+    )
     filter: StreamFilterIn | None = None
 
 

@@ -8,6 +8,7 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +66,7 @@ class StreamContext:
     hub: Hub
     audit: AuditSink
     metrics: Metrics
+    delivered_head: Callable[[], int]
     outbox_limit: int = 1000
 
 
@@ -170,6 +172,7 @@ class StreamSession:
         self._malformed: deque[float] = deque()
         self._tasks: set[asyncio.Task[None]] = set()
         self._sender: asyncio.Task[None] | None = None
+        self._closing: asyncio.Task[None] | None = None
 
     # --- handshake --------------------------------------------------------------------
 
@@ -270,6 +273,9 @@ class StreamSession:
             self.ctx.metrics.open_connections.dec()
             for task in (*self._tasks, self._sender):
                 task.cancel()
+            if self._closing is not None:  # let a close the hub asked for reach the client
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._closing, 2)
 
     async def _send_forever(self, connection: Connection) -> None:
         delivered = self.ctx.metrics.events_delivered
@@ -284,9 +290,8 @@ class StreamSession:
             return
 
     def _close_soon(self, code: int, reason: str) -> None:
-        task = asyncio.create_task(self._close(code, reason))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        if self._closing is None:
+            self._closing = asyncio.create_task(self._close(code, reason))
 
     async def _close(self, code: int, reason: str) -> None:
         if self._sender is not None:
@@ -354,9 +359,9 @@ class StreamSession:
                 raise Malformed("subscribe needs an id: a string of 1 to 64 characters")
             if not isinstance(frame.get("operation"), str):
                 raise Malformed("subscribe needs an operation")
-            task = asyncio.create_task(self._subscribe(sub_id, frame))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            # Frames are handled in order: the subscription exists before the next frame (an
+            # unsubscribe, say) is read; only its replay runs alongside.
+            await self._subscribe(sub_id, frame)
         elif kind == "unsubscribe":
             sub_id = frame.get("id")
             if not isinstance(sub_id, str):
@@ -397,23 +402,30 @@ class StreamSession:
             raise Rejected(422, "a subscription with this id exists on this connection")
         code, since = request.operation, request.since
         stream_filter = StreamFilter.of(request.filter)
+        assert caller.administration_id is not None
         async with self.ctx.db.read_sessions() as session:
             op = await operations.open_operation(session, caller=caller, code=code)
-            head = await events.head(session)
-        recovered = since is None or since <= head
+            committed_head = await events.head(session)
+            reach = await reach_of(session, administration_id=caller.administration_id)
+        # What follows runs with no await: the view, the head and the registration agree.
+        # The view is renewed now (a participant added a moment ago sees its events at once).
+        hub.viewers[caller.administration_id] = ReachViewer(reach)
+        # A `since` above the committed head belongs to another event log (epoch).
+        recovered = since is None or since <= committed_head
         replay = since is not None and recovered
+        # Live delivery stands at `delivered`: every later event reaches this subscription
+        # through the hub, every earlier one through the replay (or is before "now").
+        delivered = self.ctx.delivered_head()
         subscription = Subscription(
             id=sub_id,
             connection=connection,
             operation_id=op.id,
             accepts=stream_filter.accepts,
-            last_seq=since if replay and since is not None else head,
+            last_seq=since if replay and since is not None else delivered,
             replaying=replay,
         )
-        # Registering and queueing "subscribed" with no await between them: no live event
-        # of this subscription can be queued before its confirmation.
         hub.subscribe(subscription)
-        self._push(SubscribedFrame(id=sub_id, head=head, recovered=recovered).encode())
+        self._push(SubscribedFrame(id=sub_id, head=delivered, recovered=recovered).encode())
         self.ctx.audit.record(
             caller=caller,
             action="stream.subscribe",
@@ -421,7 +433,9 @@ class StreamSession:
             query={"since": since, "filter": stream_filter.describe()},
         )
         if replay:
-            await self._replay(subscription, stream_filter)
+            task = asyncio.create_task(self._replay(subscription, stream_filter))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _replay(self, subscription: Subscription, stream_filter: StreamFilter) -> None:
         caller, connection = self.caller, subscription.connection
