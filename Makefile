@@ -39,7 +39,10 @@ format: install
 	$(BIN)/ruff format app tests bench migrations
 
 bench: install
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.fanout
+	$(BIN)/python -m bench.million
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache relay.db relay.db-wal relay.db-shm

@@ -1,0 +1,1 @@
+"""Minimal servers that ``bench.fanout`` measures the relay against."""
