@@ -1,0 +1,70 @@
+"""A reader that falls behind (API.md section 8, item 5): closed with 4008 and the last
+``seq`` it was sent; other readers are not held up; it resumes from that ``seq`` and
+loses nothing."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.realtime.conftest import Stream, World, event_frame, seqs, small_buffer_socket
+from tests.server import RelayServer
+
+pytestmark = pytest.mark.slow
+
+# The server queues at most 1000 frames per connection. The slow reader subscribes to one
+# operation SUBSCRIPTIONS times, so each alert queues that many frames for it; with 20 kB
+# narratives, ALERTS alerts also overflow the kernel's socket buffers (a few MB at most).
+SUBSCRIPTIONS = 30
+ALERTS = 70
+NARRATIVE = "Consignment details and examination notes. " * 460  # about 20 kB
+
+
+async def test_slow_reader_is_closed_with_4008_and_resumes_from_its_last_seq(
+    server: RelayServer, world: World
+) -> None:
+    ice = await world.ice_break()
+    start = await world.head(ice.hk)
+    async with (
+        Stream.open(
+            server.base_url,
+            headers=ice.hk.headers,
+            sock=small_buffer_socket(server.base_url),
+            max_queue=1,
+        ) as slow,
+        Stream.open(server.base_url, headers=ice.th.headers) as steady,
+    ):
+        for n in range(SUBSCRIPTIONS):
+            await slow.subscribe(f"s{n:02}", ice.operation)
+        await steady.subscribe("steady", ice.operation)
+        steady_frames = []
+        for n in range(ALERTS):
+            await world.report(ice.kr, ice.operation, narrative=NARRATIVE, reference=f"slow-{n}")
+            steady_frames += await steady.events(1)
+        # Only now does the slow reader read: what was sent before the close, then the close.
+        closed = await slow.closed(within=30)
+
+    logged = await world.events(ice.hk, since=start, operation=ice.operation)
+    assert len(logged) == ALERTS
+    assert steady_frames == [event_frame("steady", e) for e in logged]
+
+    assert closed.code == 4008, closed.code
+    match = re.search(r"last seq (\d+)", closed.reason)
+    assert match, closed.reason
+    last_seq = int(match.group(1))
+    assert start < last_seq < logged[-1]["seq"], "the reader was not cut off mid-stream"
+    # Frames leave in seq order, so every subscription was sent every event before the last
+    # one, and at least one subscription was sent the last one.
+    assert max(seqs(closed.frames)) == last_seq
+    for n in range(SUBSCRIPTIONS):
+        sub = f"s{n:02}"
+        sent = [f for f in closed.frames if f["sub"] == sub and f["event"]["seq"] < last_seq]
+        assert sent == [event_frame(sub, e) for e in logged if e["seq"] < last_seq], sub
+
+    async with Stream.open(server.base_url, headers=ice.hk.headers) as resumed:
+        await resumed.subscribe("again", ice.operation, since=last_seq)
+        rest = [e for e in logged if e["seq"] > last_seq]
+        frames = await resumed.events(len(rest))
+        await resumed.quiet(0.3)
+    assert frames == [event_frame("again", e) for e in rest]
