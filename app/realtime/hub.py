@@ -137,9 +137,22 @@ class Hub:
             self._too_slow(connection)
 
     def _too_slow(self, connection: Connection) -> None:
-        # The reason carries the last seq the client was sent: it resumes from there.
-        self.kill(connection, SLOW_CONSUMER, f"too slow; last seq {connection.last_sent_seq}")
+        # The reason carries a seq up to which every subscription was sent everything: the
+        # client resumes each of them from there and misses nothing.
+        self.kill(connection, SLOW_CONSUMER, f"too slow; last seq {safe_resume_seq(connection)}")
 
     def close_all(self, code: int, reason: str) -> None:
         for connection in list(self.connections):
             self.kill(connection, code, reason)
+
+
+def safe_resume_seq(connection: Connection) -> int:
+    """The highest seq N such that no event at or below N is still unsent on any of the
+    connection's subscriptions (queued, or held back behind a replay)."""
+    safe = connection.last_sent_seq
+    waiting = [connection.outbox.lowest_seq()]
+    waiting += [sub.held[0].seq for sub in connection.subscriptions.values() if sub.held]
+    for seq in waiting:
+        if seq is not None:
+            safe = min(safe, seq - 1)
+    return max(safe, 0)

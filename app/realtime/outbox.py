@@ -37,6 +37,10 @@ class Outbox:
         self._frames.append((frame, seq))
         self._ready.set()
 
+    def lowest_seq(self) -> int | None:
+        """The lowest ``seq`` still waiting to be sent, if any."""
+        return min((seq for _, seq in self._frames if seq), default=None)
+
     async def pop(self) -> tuple[str, int]:
         while not self._frames:
             self._ready.clear()

@@ -54,13 +54,14 @@ async def test_slow_reader_is_closed_with_4008_and_resumes_from_its_last_seq(
     assert match, closed.reason
     last_seq = int(match.group(1))
     assert start < last_seq < logged[-1]["seq"], "the reader was not cut off mid-stream"
-    # Frames leave in seq order, so every subscription was sent every event before the last
-    # one, and at least one subscription was sent the last one.
-    assert max(seqs(closed.frames)) == last_seq
+    # The seq is one up to which EVERY subscription was sent every event (so resuming each
+    # from it loses nothing); a few later events may have gone out on some subscriptions,
+    # and resuming sends them again (the client drops them by seq).
+    assert last_seq <= max(seqs(closed.frames)) <= last_seq + 1
     for n in range(SUBSCRIPTIONS):
         sub = f"s{n:02}"
-        sent = [f for f in closed.frames if f["sub"] == sub and f["event"]["seq"] < last_seq]
-        assert sent == [event_frame(sub, e) for e in logged if e["seq"] < last_seq], sub
+        sent = [f for f in closed.frames if f["sub"] == sub and f["event"]["seq"] <= last_seq]
+        assert sent == [event_frame(sub, e) for e in logged if e["seq"] <= last_seq], sub
 
     async with Stream.open(server.base_url, headers=ice.hk.headers) as resumed:
         await resumed.subscribe("again", ice.operation, since=last_seq)
