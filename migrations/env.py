@@ -19,7 +19,7 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 target_metadata = Base.metadata
-HAND_WRITTEN = ("alert_fts", "ix_alert_fulltext")
+HAND_WRITTEN = ("alert_fts", "ix_alert_fulltext", "fulltext_document")
 
 
 def include_object(

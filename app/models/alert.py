@@ -13,12 +13,29 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, BigIntPK, utcnow
 
+# Every column a list filters on or the visibility rule tests (``id`` for its recipients),
+# carried by the list indexes after the sort order: a filtered page is read from the index
+# alone, in order, and only the page's alerts are then read whole.
+LISTED = (
+    "kind",
+    "status",
+    "priority",
+    "transport_mode",
+    "detection_method",
+    "territory",
+    "origin",
+    "destination",
+    "reporter_id",
+    "audience_scope",
+    "id",
+)
+
 
 class Alert(Base):
     __tablename__ = "alert"
     __table_args__ = (
-        Index("ix_alert_operation_occurred", "operation_id", "occurred_at", "seq"),
-        Index("ix_alert_operation_seq", "operation_id", "seq"),
+        Index("ix_alert_list_occurred", "operation_id", "occurred_at", "seq", *LISTED),
+        Index("ix_alert_list_seq", "operation_id", "seq", "occurred_at", *LISTED),
     )
 
     id: Mapped[str] = mapped_column(String(26), primary_key=True)
@@ -49,10 +66,14 @@ class Alert(Base):
 
 class AlertItem(Base):
     __tablename__ = "alert_item"
-    __table_args__ = (Index("ix_alert_item_commodity", "commodity", "alert_id"),)
+    __table_args__ = (
+        Index("ix_alert_item_commodity", "commodity", "alert_id"),
+        # An alert's items with what a commodity filter and the stats read of them.
+        Index("ix_alert_item_alert", "alert_id", "commodity", "unit", "quantity"),
+    )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
-    alert_id: Mapped[str] = mapped_column(ForeignKey("alert.id", ondelete="CASCADE"), index=True)
+    alert_id: Mapped[str] = mapped_column(ForeignKey("alert.id", ondelete="CASCADE"))
     position: Mapped[int]
     commodity: Mapped[str] = mapped_column(String(32))
     form: Mapped[str | None] = mapped_column(String(16))

@@ -8,7 +8,20 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, and_, func, literal_column, or_, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    TextClause,
+    and_,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+    table,
+    text,
+)
+from sqlalchemy import column as table_column
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Unprocessable
@@ -22,6 +35,18 @@ from app.services.visibility import reach_of
 
 Sort = Literal["-occurred_at", "occurred_at", "-seq", "seq"]
 WORD = re.compile(r"\w+", re.UNICODE)
+# SQLite full text, by how many alerts match the words (counted up to COMMON_MATCHES):
+# up to FEW, a page starts from them, found by seq in the list index, and sorts them;
+# up to COMMON, the list index is read in sort order and each alert tested against the
+# matches, gathered once; beyond, each alert read is looked up in the full-text index
+# (tens of microseconds each, but with so many matching a page ends after a few hundred).
+FEW_MATCHES = 5_000
+COMMON_MATCHES = 150_000
+# The list index by seq: it finds an alert of an operation by seq and carries what the
+# filters test.
+LIST_BY_SEQ = "ix_alert_list_seq"
+# The FTS5 table of the initial migration; its rowid is the alert's seq.
+ALERT_FTS = table("alert_fts", table_column("rowid"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,30 +90,46 @@ def _plain(value: Any) -> Any:
     return str(value) if isinstance(value, StrEnum) else value
 
 
-def fulltext_clause(dialect: str, q: str) -> ColumnElement[bool]:
-    """``q`` as a full-text match over summary, narrative and concealment (all words must match)."""
+def _words(q: str) -> list[str]:
     words = WORD.findall(q)
     if not words:
         raise Unprocessable("q holds no searchable words", errors=[(("query", "q"), "no words")])
+    return words
+
+
+def _fts_match(words: list[str]) -> TextClause:
+    # Quote every word so that user input is never parsed as FTS5 query syntax.
+    match = " ".join('"' + word.replace('"', "") + '"' for word in words[:32])
+    return text("alert_fts MATCH :fts_query").bindparams(fts_query=match)
+
+
+def fulltext_clause(dialect: str, q: str, *, look_up: bool = False) -> ColumnElement[bool]:
+    """``q`` as a full-text match over summary, narrative and concealment (all words must
+    match). On SQLite the matches are gathered in a list, or with ``look_up`` each alert is
+    looked up in the full-text index."""
+    words = _words(q)
     if dialect == "sqlite":
-        # Quote every word so that user input is never parsed as FTS5 query syntax.
-        match = " ".join('"' + word.replace('"', "") + '"' for word in words[:32])
-        return Alert.seq.in_(
-            select(literal_column("rowid"))
-            .select_from(text("alert_fts"))
-            .where(text("alert_fts MATCH :fts_query").bindparams(fts_query=match))
-        )
-    # Literal SQL, exactly as the GIN index of the initial migration, so the planner uses it.
-    document: ColumnElement[Any] = literal_column(
-        "to_tsvector('english', coalesce(alert.summary, '') || ' ' || "
-        "coalesce(alert.narrative, '') || ' ' || coalesce(alert.concealment, ''))"
-    )
+        if look_up:
+            return exists().where(_fts_match(words), ALERT_FTS.c.rowid == Alert.seq)
+        return Alert.seq.in_(select(ALERT_FTS.c.rowid).where(_fts_match(words)))
+    # The stored tsvector of migration 0002, under a GIN index: testing an alert met in
+    # sort order costs a lookup, not a parse of its texts.
+    document: ColumnElement[Any] = literal_column("alert.fulltext_document")
     return document.op("@@")(func.plainto_tsquery(literal_column("'english'"), " ".join(words)))
 
 
+async def _fulltext_matches(session: AsyncSession, q: str) -> int:
+    """How many alerts (of any operation) match ``q`` on SQLite, up to ``COMMON_MATCHES``."""
+    matches = select(ALERT_FTS.c.rowid).where(_fts_match(_words(q))).limit(COMMON_MATCHES)
+    count = (await session.execute(select(func.count()).select_from(matches.subquery()))).scalar()
+    return int(count or 0)
+
+
 def filter_clauses(
-    where: AlertFilter, *, dialect: str, reporter_id: int | None
+    where: AlertFilter, *, dialect: str, reporter_id: int | None, look_up_words: bool = False
 ) -> list[ColumnElement[bool]]:
+    """The filters as predicates over ``Alert``; those on child rows are tested per alert
+    (``EXISTS``), so a page read in sort order stops early instead of gathering every match."""
     clauses: list[ColumnElement[bool]] = []
     for column, values in (
         (Alert.kind, where.kind),
@@ -100,14 +141,13 @@ def filter_clauses(
             clauses.append(column.in_(values))
     if where.commodity:
         clauses.append(
-            Alert.id.in_(select(AlertItem.alert_id).where(AlertItem.commodity.in_(where.commodity)))
+            exists().where(AlertItem.alert_id == Alert.id, AlertItem.commodity.in_(where.commodity))
         )
     if where.concealment_method:
         clauses.append(
-            Alert.id.in_(
-                select(AlertConcealment.alert_id).where(
-                    AlertConcealment.method.in_(where.concealment_method)
-                )
+            exists().where(
+                AlertConcealment.alert_id == Alert.id,
+                AlertConcealment.method.in_(where.concealment_method),
             )
         )
     if where.identifier is not None:
@@ -131,14 +171,30 @@ def filter_clauses(
     if where.occurred_to is not None:
         clauses.append(Alert.occurred_at < where.occurred_to)
     if where.q is not None:
-        clauses.append(fulltext_clause(dialect, where.q))
+        clauses.append(fulltext_clause(dialect, where.q, look_up=look_up_words))
     return clauses
 
 
-async def visible_alerts_query(
-    session: AsyncSession, *, caller: Caller, operation_code: str, where: AlertFilter
-) -> tuple[Select[Alert], str]:
-    """The select of the operation's alerts that ``caller`` may see and ``where`` keeps."""
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """The operation's alerts that a caller may see and a filter keeps, and, for SQLite
+    (which keeps no statistics), whether to start from the few a full-text query names."""
+
+    clauses: list[ColumnElement[bool]]
+    operation: str
+    from_fulltext: bool = False
+
+
+async def visible_scope(
+    session: AsyncSession,
+    *,
+    caller: Caller,
+    operation_code: str,
+    where: AlertFilter,
+    paged: bool = False,
+) -> Scope:
+    """What a list (``paged``: a page at a time) or an export of ``operation_code`` for
+    ``caller`` reads."""
     assert caller.administration_id is not None
     op = await open_operation(session, caller=caller, code=operation_code)
     reach = await reach_of(session, administration_id=caller.administration_id)
@@ -150,15 +206,38 @@ async def visible_alerts_query(
             )
         ).scalar_one_or_none()
     dialect = session.get_bind().dialect.name
-    query = select(Alert).where(
-        Alert.operation_id == op.id,
-        reach.alert_clause(),
-        *filter_clauses(where, dialect=dialect, reporter_id=reporter_id),
-    )
-    return query, op.code
+    # Told nothing, SQLite reads the operation's list index in sort order and tests each
+    # alert, which takes seconds when only a handful match. An identifier names a handful:
+    # ``+ 0`` keeps that index out of its choice, so it starts from them and sorts them.
+    # For words, see FEW_MATCHES.
+    by_identifier = dialect == "sqlite" and where.identifier is not None
+    matches = None
+    if dialect == "sqlite" and where.q is not None:
+        matches = await _fulltext_matches(session, where.q)
+    from_fulltext = not by_identifier and matches is not None and matches <= FEW_MATCHES
+    in_operation = (Alert.operation_id + 0 if by_identifier else Alert.operation_id) == op.id
+    clauses = [
+        in_operation,
+        reach.alert_clause(op.id, paged=paged),
+        *filter_clauses(
+            where,
+            dialect=dialect,
+            reporter_id=reporter_id,
+            look_up_words=paged and matches is not None and matches >= COMMON_MATCHES,
+        ),
+    ]
+    return Scope(clauses, op.code, from_fulltext)
 
 
-def _order(query: Select[Alert], sort: Sort, cursor: Cursor | None) -> Select[Alert]:
+async def visible_alerts_query(
+    session: AsyncSession, *, caller: Caller, operation_code: str, where: AlertFilter
+) -> tuple[Select[Alert], str]:
+    """The select of the operation's alerts that ``caller`` may see and ``where`` keeps."""
+    scope = await visible_scope(session, caller=caller, operation_code=operation_code, where=where)
+    return select(Alert).where(*scope.clauses), scope.operation
+
+
+def _order(query: Select[Any], sort: Sort, cursor: Cursor | None) -> Select[Any]:
     descending = sort.startswith("-")
     by_time = sort.endswith("occurred_at")
     if cursor is not None:
@@ -176,12 +255,27 @@ def _order(query: Select[Alert], sort: Sort, cursor: Cursor | None) -> Select[Al
                 at = None
             if at is None or at.tzinfo is None:
                 raise Unprocessable("Invalid cursor", errors=[(("query", "cursor"), "invalid")])
-            after_time = Alert.occurred_at < at if descending else Alert.occurred_at > at
-            query = query.where(or_(after_time, and_(Alert.occurred_at == at, after_seq)))
+            # After (at, seq) in sort order; the first term bounds the index range.
+            if descending:
+                after = and_(Alert.occurred_at <= at, or_(Alert.occurred_at < at, after_seq))
+            else:
+                after = and_(Alert.occurred_at >= at, or_(Alert.occurred_at > at, after_seq))
+            query = query.where(after)
         else:
             query = query.where(after_seq)
     columns = (Alert.occurred_at, Alert.seq) if by_time else (Alert.seq,)
     return query.order_by(*(c.desc() if descending else c for c in columns))
+
+
+def page_query(scope: Scope, *, sort: Sort, cursor: Cursor | None, limit: int) -> Select[Alert]:
+    """Up to ``limit + 1`` alerts after ``cursor``. The page's positions come first, from
+    the columns the list indexes carry (PostgreSQL reads them from the index alone); only
+    those alerts are then read whole."""
+    positions = select(Alert.seq).where(*scope.clauses)
+    if scope.from_fulltext:
+        positions = positions.with_hint(Alert, f"INDEXED BY {LIST_BY_SEQ}", "sqlite")
+    page = _order(positions, sort, cursor).limit(limit + 1).subquery()
+    return _order(select(Alert).join(page, Alert.seq == page.c.seq), sort, None)
 
 
 def _position(alert: Alert, sort: Sort) -> dict[str, Any]:
@@ -199,16 +293,17 @@ async def list_alerts(
     limit: int,
     cursor: Cursor | None,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    query, code = await visible_alerts_query(
-        session, caller=caller, operation_code=operation_code, where=where
+    scope = await visible_scope(
+        session, caller=caller, operation_code=operation_code, where=where, paged=True
     )
-    rows = list((await session.execute(_order(query, sort, cursor).limit(limit + 1))).scalars())
+    query = page_query(scope, sort=sort, cursor=cursor, limit=limit)
+    rows = list((await session.execute(query)).scalars())
     page = rows[:limit]
     next_cursor = encode_cursor(_position(page[-1], sort)) if len(rows) > limit else None
     sink.record(
         caller=caller,
         action="alert.search",
-        operation=code,
+        operation=scope.operation,
         query={**where.as_query(), "sort": sort},
     )
     return await render_many(session, page), next_cursor

@@ -77,16 +77,27 @@ class Stats:
         }
 
 
-def _aggregates() -> list[ColumnElement[Any]]:
-    """Distinct alerts and seizures; quantities of seizures' items, in kg, l and counts."""
-    seizure = Alert.kind == "seizure"
+SEIZURE = Alert.kind == "seizure"
+# Dimensions of child rows: an alert counts once in each of its groups.
+CHILD_DIMENSIONS = ("commodity", "concealment_method")
+
+
+def _counts(*, distinct_alerts: bool) -> list[ColumnElement[Any]]:
+    """Alerts and seizures; over rows that repeat an alert, each is counted once."""
+    if distinct_alerts:
+        return [func.count(distinct(Alert.id)), func.count(distinct(case((SEIZURE, Alert.id))))]
+    return [func.count(), func.count(case((SEIZURE, 1)))]
+
+
+def _quantities() -> list[ColumnElement[Any]]:
+    """Quantities of seizures' items, in kg, l and counts."""
 
     def quantity(units: dict[str, float]) -> ColumnElement[Any]:
         return func.coalesce(
             func.sum(
                 case(
                     *(
-                        (seizure & (AlertItem.unit == unit), AlertItem.quantity * factor)
+                        (SEIZURE & (AlertItem.unit == unit), AlertItem.quantity * factor)
                         for unit, factor in units.items()
                     ),
                     else_=0.0,
@@ -96,13 +107,56 @@ def _aggregates() -> list[ColumnElement[Any]]:
         )
 
     return [
-        func.count(distinct(Alert.id)),
-        func.count(distinct(case((seizure, Alert.id)))),
         quantity({"kg": 1.0, "g": 0.001}),
         quantity({"l": 1.0, "ml": 0.001}),
         quantity({"tablets": 1.0}),
         quantity({"pieces": 1.0}),
     ]
+
+
+def _items_of_seizures(query: Select[Any], where: list[ColumnElement[bool]]) -> Select[Any]:
+    return (
+        query.select_from(Alert)
+        .join(AlertItem, AlertItem.alert_id == Alert.id)
+        .where(*where, SEIZURE)
+    )
+
+
+async def _by_alert_field(
+    session: AsyncSession, keys: list[Any], where: list[ColumnElement[bool]]
+) -> tuple[list[tuple[Any, ...]], Figures]:
+    """Groups of a field of the alert itself: alerts counted without touching their items,
+    quantities from the items of seizures alone. Each alert is in one group, so the
+    groups add up to the total."""
+    n = len(keys)
+    counted = select(*keys, *_counts(distinct_alerts=False)).where(*where).group_by(*keys)
+    summed = _items_of_seizures(select(*keys, *_quantities()), where).group_by(*keys)
+    counts = {tuple(row[:n]): tuple(row[n:]) for row in await session.execute(counted)}
+    sums = {tuple(row[:n]): tuple(row[n:]) for row in await session.execute(summed)}
+    rows = [(*key, *figures, *sums.get(key, (0.0,) * 4)) for key, figures in counts.items()]
+    total = Figures()
+    for row in rows:
+        total.add(Figures(*row[n:]))
+    return rows, total
+
+
+async def _by_child_rows(
+    session: AsyncSession, by: str, keys: list[Any], where: list[ColumnElement[bool]]
+) -> tuple[list[tuple[Any, ...]], Figures]:
+    """Groups of commodities or concealment methods, from the alerts joined to them (an
+    alert without any falls in the null group); the total's counts from the alerts alone."""
+    query = select(*keys, *_counts(distinct_alerts=True), *_quantities()).select_from(Alert)
+    query = query.outerjoin(AlertItem, AlertItem.alert_id == Alert.id)
+    if by == "concealment_method":
+        query = query.outerjoin(AlertConcealment, AlertConcealment.alert_id == Alert.id)
+    rows = [tuple(row) for row in await session.execute(query.where(*where).group_by(*keys))]
+    counts = (await session.execute(select(*_counts(distinct_alerts=False)).where(*where))).one()
+    if by == "commodity":  # every item is in the group of its commodity
+        sums = [sum(row[len(keys) + 2 + i] for row in rows) for i in range(4)]
+    else:  # an item is in the group of each concealment method of its alert
+        summed = _items_of_seizures(select(*_quantities()), where)
+        sums = list((await session.execute(summed)).one())
+    return rows, Figures(*counts, *sums)
 
 
 def _day(dialect: str) -> ColumnElement[Any]:
@@ -143,23 +197,17 @@ async def operation_stats(
     op = await open_operation(session, caller=caller, code=operation_code)
     reach = await reach_of(session, administration_id=caller.administration_id)
     dialect = session.get_bind().dialect.name
-    where = [Alert.operation_id == op.id, Alert.status == "open", reach.alert_clause()]
+    where = [Alert.operation_id == op.id, Alert.status == "open", reach.alert_clause(op.id)]
     keys = _keys(by, dialect)
-
-    def base(query: Select[Any], *, with_concealment: bool) -> Select[Any]:
-        query = query.select_from(Alert).outerjoin(AlertItem, AlertItem.alert_id == Alert.id)
-        if with_concealment:
-            query = query.outerjoin(AlertConcealment, AlertConcealment.alert_id == Alert.id)
-        return query.where(*where)
-
-    grouped = base(select(*keys, *_aggregates()), with_concealment=by == "concealment_method")
-    rows = (await session.execute(grouped.group_by(*keys))).all()
-    total_row = (await session.execute(base(select(*_aggregates()), with_concealment=False))).one()
+    if by in CHILD_DIMENSIONS:
+        rows, total = await _by_child_rows(session, by, keys, where)
+    else:
+        rows, total = await _by_alert_field(session, keys, where)
 
     codes: dict[int, str] = {}
     if by == "reported_by":
         codes = await administration_codes(session)
-    stats = Stats(operation=op.code, by=by, total=Figures(*total_row))
+    stats = Stats(operation=op.code, by=by, total=total)
     merged: dict[str | None, Figures] = defaultdict(Figures)
     for row in rows:
         raw, figures = row[: len(keys)], Figures(*row[len(keys) :])

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select
+from sqlalchemy import ColumnElement, and_, exists, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Alert, AlertRecipient, Operation, Participation
@@ -49,14 +49,31 @@ class Reach:
             return False
         return scope == "operation" or self.administration_id in recipient_ids
 
-    def alert_clause(self) -> ColumnElement[bool]:
-        """The rule, as a predicate over ``Alert``."""
+    def alert_clause(
+        self, operation_id: int | None = None, *, paged: bool = False
+    ) -> ColumnElement[bool]:
+        """The rule, as a predicate over ``Alert``.
+
+        Given the ``operation_id`` a query is already confined to, the rule is stated for
+        that operation alone: nothing for its coordinator, one column for a former
+        participant. The planner then sees plain column tests it can check in an index.
+        A ``paged`` query stops after a page: its alerts' recipients are then looked up one
+        by one (``OFFSET 0`` keeps PostgreSQL from first gathering every alert addressed
+        to X, which a query reading them all does better).
+        """
         me = self.administration_id
-        is_recipient = exists(
-            select(AlertRecipient.alert_id).where(
-                AlertRecipient.alert_id == Alert.id, AlertRecipient.administration_id == me
-            )
+        recipients = select(AlertRecipient.alert_id).where(
+            AlertRecipient.alert_id == Alert.id, AlertRecipient.administration_id == me
         )
+        is_recipient = exists(recipients.offset(0) if paged else recipients)
+        if operation_id is not None:
+            if operation_id in self.coordinates:
+                return true()
+            if operation_id in self.participates:
+                return or_(
+                    Alert.reporter_id == me, Alert.audience_scope == "operation", is_recipient
+                )
+            return Alert.reporter_id == me
         clauses: list[ColumnElement[bool]] = [Alert.reporter_id == me]
         if self.coordinates:
             clauses.append(Alert.operation_id.in_(self.coordinates))

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from app.services import search
 from tests.api import ADMIN, Api, assert_problem, pre_alert, seizure
 from tests.conftest import client_for, reset
 
@@ -540,6 +541,37 @@ async def test_punctuation_around_a_word_is_not_query_syntax(world: World, q: st
     names = await world.listed({"q": q})
 
     assert names == ["meth_mail"]
+
+
+# SQLite reads a full-text page one of three ways, by how many alerts match (see
+# app/services/search.py); thresholds set here force each way on this small corpus.
+SQLITE_FULLTEXT_READS = {
+    "start-from-matches": (10**9, 10**9),
+    "test-against-gathered-matches": (-1, 10**9),
+    "look-each-alert-up": (-1, 0),
+}
+
+
+@pytest.mark.parametrize("read", SQLITE_FULLTEXT_READS)
+@pytest.mark.parametrize("who", ["RILO-AP", "HK-CED"])
+async def test_full_text_pages_are_the_same_however_sqlite_reads_them(
+    world: World, monkeypatch: pytest.MonkeyPatch, read: str, who: str
+) -> None:
+    few, common = SQLITE_FULLTEXT_READS[read]
+    monkeypatch.setattr(search, "FEW_MATCHES", few)
+    monkeypatch.setattr(search, "COMMON_MATCHES", common)
+    visible = set(await world.listed(who=who))
+    matching = {"ketamine": {"ketamine_request", "tablets_truck"}, "tea": {"meth_mail"}}
+    for q, expected in matching.items():
+        cursor, names = None, []
+        while True:  # a page at a time, so that every page after the first uses a cursor
+            params = {"q": q, "limit": "1", **({"cursor": cursor} if cursor else {})}
+            response = await world.api.client.get(ALERTS, params=params, headers=world.keys[who])
+            assert response.status_code == 200, response.text
+            names += world.names(response.json()["items"])
+            if (cursor := response.json()["next_cursor"]) is None:
+                break
+        assert names == [n for n in reversed(BY_OCCURRED_AT) if n in expected & visible]
 
 
 # --- visibility ----------------------------------------------------------------------------
