@@ -106,7 +106,7 @@ async def read_visible(
     query = (
         select(Event.seq, Event.payload)
         .join(Alert, Alert.id == Event.alert_id)
-        .where(Event.seq > since, reach.alert_clause(), *where)
+        .where(Event.seq > since, reach.alert_clause(operation_id, paged=True), *where)
         .order_by(Event.seq)
         .limit(limit)
     )
