@@ -20,15 +20,23 @@ from collections.abc import Sequence
 
 from alembic import op
 
-
-revision: str = '0002'
-down_revision: str | None = '0001'
+revision: str = "0002"
+down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 LISTED = [
-    'kind', 'status', 'priority', 'transport_mode', 'detection_method', 'territory',
-    'origin', 'destination', 'reporter_id', 'audience_scope', 'id',
+    "kind",
+    "status",
+    "priority",
+    "transport_mode",
+    "detection_method",
+    "territory",
+    "origin",
+    "destination",
+    "reporter_id",
+    "audience_scope",
+    "id",
 ]
 DOCUMENT = (
     "to_tsvector('english', coalesce(summary, '') || ' ' || coalesce(narrative, '') "
@@ -37,28 +45,32 @@ DOCUMENT = (
 
 
 def upgrade() -> None:
-    op.create_index('ix_alert_list_occurred', 'alert', ['operation_id', 'occurred_at', 'seq', *LISTED])
-    op.create_index('ix_alert_list_seq', 'alert', ['operation_id', 'seq', 'occurred_at', *LISTED])
-    op.drop_index('ix_alert_operation_occurred', table_name='alert')
-    op.drop_index('ix_alert_operation_seq', table_name='alert')
-    op.create_index('ix_alert_item_alert', 'alert_item', ['alert_id', 'commodity', 'unit', 'quantity'])
-    op.drop_index('ix_alert_item_alert_id', table_name='alert_item')
-    if op.get_bind().dialect.name == 'postgresql':
-        op.execute('DROP INDEX ix_alert_fulltext')
+    op.create_index(
+        "ix_alert_list_occurred", "alert", ["operation_id", "occurred_at", "seq", *LISTED]
+    )
+    op.create_index("ix_alert_list_seq", "alert", ["operation_id", "seq", "occurred_at", *LISTED])
+    op.drop_index("ix_alert_operation_occurred", table_name="alert")
+    op.drop_index("ix_alert_operation_seq", table_name="alert")
+    op.create_index(
+        "ix_alert_item_alert", "alert_item", ["alert_id", "commodity", "unit", "quantity"]
+    )
+    op.drop_index("ix_alert_item_alert_id", table_name="alert_item")
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP INDEX ix_alert_fulltext")
         op.execute(
-            f'ALTER TABLE alert ADD COLUMN fulltext_document tsvector GENERATED ALWAYS AS ({DOCUMENT}) STORED'
+            f"ALTER TABLE alert ADD COLUMN fulltext_document tsvector GENERATED ALWAYS AS ({DOCUMENT}) STORED"
         )
-        op.execute('CREATE INDEX ix_alert_fulltext ON alert USING gin (fulltext_document)')
+        op.execute("CREATE INDEX ix_alert_fulltext ON alert USING gin (fulltext_document)")
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == 'postgresql':
-        op.execute('DROP INDEX ix_alert_fulltext')
-        op.execute('ALTER TABLE alert DROP COLUMN fulltext_document')
-        op.execute(f'CREATE INDEX ix_alert_fulltext ON alert USING gin ({DOCUMENT})')
-    op.create_index('ix_alert_item_alert_id', 'alert_item', ['alert_id'])
-    op.drop_index('ix_alert_item_alert', table_name='alert_item')
-    op.create_index('ix_alert_operation_seq', 'alert', ['operation_id', 'seq'])
-    op.create_index('ix_alert_operation_occurred', 'alert', ['operation_id', 'occurred_at', 'seq'])
-    op.drop_index('ix_alert_list_seq', table_name='alert')
-    op.drop_index('ix_alert_list_occurred', table_name='alert')
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP INDEX ix_alert_fulltext")
+        op.execute("ALTER TABLE alert DROP COLUMN fulltext_document")
+        op.execute(f"CREATE INDEX ix_alert_fulltext ON alert USING gin ({DOCUMENT})")
+    op.create_index("ix_alert_item_alert_id", "alert_item", ["alert_id"])
+    op.drop_index("ix_alert_item_alert", table_name="alert_item")
+    op.create_index("ix_alert_operation_seq", "alert", ["operation_id", "seq"])
+    op.create_index("ix_alert_operation_occurred", "alert", ["operation_id", "occurred_at", "seq"])
+    op.drop_index("ix_alert_list_seq", table_name="alert")
+    op.drop_index("ix_alert_list_occurred", table_name="alert")
