@@ -7,8 +7,8 @@ the audit sink and keeps them, typed, in ``app.state.runtime``.
 from __future__ import annotations
 
 import asyncio
-import gc
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from functools import partial
