@@ -119,10 +119,12 @@ async def _report(
         created_at=now,
         updated_at=now,
     )
-    _apply_body(alert, body)
+    document = _apply_body(alert, body)
     tx.stage(ALERT, {column.key: getattr(alert, column.key) for column in ALERT.columns})
     _stage_children(tx, alert.id, body, recipients)
-    rendered = render(alert, operation=op.code, reported_by=caller.administration, acks=[])
+    rendered = render(
+        alert, operation=op.code, reported_by=caller.administration, acks=[], document=document
+    )
     facts = events.facts_of(
         alert,
         recipient_ids=(a.id for a in recipients),
@@ -187,7 +189,8 @@ def _audience(op: Operation, body: AlertBody, *, kept: set[str]) -> list[Adminis
     return [known[code] for code in audience.recipients if code in known]
 
 
-def _apply_body(alert: Alert, body: AlertBody) -> None:
+def _apply_body(alert: Alert, body: AlertBody) -> dict[str, Any]:
+    """Copy ``body`` onto the row; returns the stored document (already a dict)."""
     alert.kind = body.kind.value
     alert.priority = body.priority.value
     alert.tlp = body.tlp.value
@@ -201,7 +204,9 @@ def _apply_body(alert: Alert, body: AlertBody) -> None:
     alert.summary = body.summary
     alert.narrative = body.narrative
     alert.concealment = body.concealment
-    alert.document = dumps(body.document()).decode()
+    document = body.document()
+    alert.document = dumps(document).decode()
+    return document
 
 
 def _stage_children(
@@ -260,14 +265,20 @@ def _append_alert_event(
 
 
 def render(
-    alert: Alert, *, operation: str, reported_by: str, acks: list[dict[str, Any]]
+    alert: Alert,
+    *,
+    operation: str,
+    reported_by: str,
+    acks: list[dict[str, Any]],
+    document: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The alert as readers see it; ``document`` spares parsing the one just stored."""
     return {
         "id": alert.id,
         "operation": operation,
         "seq": alert.seq,
         "revision": alert.revision,
-        **loads(alert.document),
+        **(document if document is not None else loads(alert.document)),
         "reported_by": reported_by,
         "reported_by_key": alert.reporter_key_label,
         "created_at": format_utc(alert.created_at),

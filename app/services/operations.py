@@ -13,7 +13,7 @@ from app.schemas.admin import OperationIn, OperationOut
 from app.services.administrations import resolve_codes
 from app.services.keys import Caller
 from app.services.pagination import Cursor, page_of
-from app.services.visibility import reach_of
+from app.services.visibility import Reach, reach_of
 
 
 def operation_out(op: Operation) -> OperationOut:
@@ -76,14 +76,23 @@ async def load_operation(session: AsyncSession, *, code: str) -> Operation:
 
 async def open_operation(session: AsyncSession, *, caller: Caller, code: str) -> Operation:
     """The operation if ``caller`` may read it: admins all, others only their own (else 404)."""
-    op = await load_operation(session, code=code)
     if caller.is_admin:
-        return op
+        return await load_operation(session, code=code)
+    op, _ = await open_operation_with_reach(session, caller=caller, code=code)
+    return op
+
+
+async def open_operation_with_reach(
+    session: AsyncSession, *, caller: Caller, code: str
+) -> tuple[Operation, Reach]:
+    """``open_operation`` for a member or analyst, with the ``Reach`` it checked, so that
+    reads which then apply the sharing rule do not load it a second time."""
     assert caller.administration_id is not None
+    op = await load_operation(session, code=code)
     reach = await reach_of(session, administration_id=caller.administration_id)
     if not reach.may_open(op.id):
         raise NotFound(f"No operation {code}")
-    return op
+    return op, reach
 
 
 async def list_operations(

@@ -29,9 +29,8 @@ from app.models import Administration, Alert, AlertConcealment, AlertIdentifier,
 from app.services.alerts import render_many
 from app.services.audit import AuditSink
 from app.services.keys import Caller
-from app.services.operations import open_operation
+from app.services.operations import open_operation_with_reach
 from app.services.pagination import Cursor, encode_cursor
-from app.services.visibility import reach_of
 
 Sort = Literal["-occurred_at", "occurred_at", "-seq", "seq"]
 WORD = re.compile(r"\w+", re.UNICODE)
@@ -196,8 +195,7 @@ async def visible_scope(
     """What a list (``paged``: a page at a time) or an export of ``operation_code`` for
     ``caller`` reads."""
     assert caller.administration_id is not None
-    op = await open_operation(session, caller=caller, code=operation_code)
-    reach = await reach_of(session, administration_id=caller.administration_id)
+    op, reach = await open_operation_with_reach(session, caller=caller, code=operation_code)
     reporter_id = None
     if where.reported_by is not None:
         reporter_id = (

@@ -15,8 +15,7 @@ from app.models import Alert, AlertConcealment, AlertItem
 from app.services.administrations import administration_codes
 from app.services.audit import AuditSink
 from app.services.keys import Caller
-from app.services.operations import open_operation
-from app.services.visibility import reach_of
+from app.services.operations import open_operation_with_reach
 
 Dimension = Literal[
     "commodity",
@@ -194,8 +193,7 @@ async def operation_stats(
     """``by`` one dimension; an alert with several commodities (or concealments) counts in
     each of their groups, and a commodity group sums only that commodity's items."""
     assert caller.administration_id is not None
-    op = await open_operation(session, caller=caller, code=operation_code)
-    reach = await reach_of(session, administration_id=caller.administration_id)
+    op, reach = await open_operation_with_reach(session, caller=caller, code=operation_code)
     dialect = session.get_bind().dialect.name
     where = [Alert.operation_id == op.id, Alert.status == "open", reach.alert_clause(op.id)]
     keys = _keys(by, dialect)

@@ -404,9 +404,10 @@ class StreamSession:
         stream_filter = StreamFilter.of(request.filter)
         assert caller.administration_id is not None
         async with self.ctx.db.read_sessions() as session:
-            op = await operations.open_operation(session, caller=caller, code=code)
+            op, reach = await operations.open_operation_with_reach(
+                session, caller=caller, code=code
+            )
             committed_head = await events.head(session)
-            reach = await reach_of(session, administration_id=caller.administration_id)
         # What follows runs with no await: the view, the head and the registration agree.
         # The view is renewed now (a participant added a moment ago sees its events at once).
         hub.viewers[caller.administration_id] = ReachViewer(reach)
