@@ -29,8 +29,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.errors import AppError, Conflict, ServiceUnavailable, is_unavailable
-from app.models import Base, Event, EventCounter
+from app.models import Alert, Base, Event, EventCounter
 from app.realtime.events import AlertFacts, Batch, LiveEvent
+from app.services import rollup
 
 log = logging.getLogger("relay.committer")
 
@@ -87,11 +88,17 @@ class WriteTx:
             rows = by_table.get(table)
             if rows:
                 await self.session.execute(insert(table), rows)
+        created = by_table.get(_ALERT)
+        if created:  # staged in seq order, each with its children
+            await rollup.add_created(
+                self.session, first_seq=created[0]["seq"], last_seq=created[-1]["seq"]
+            )
 
 
 Job = Callable[[WriteTx], Awaitable[T]]
 
 _INSERT_ORDER: list[Table] = list(Base.metadata.sorted_tables)
+_ALERT: Table = Alert.__table__  # type: ignore[assignment]
 
 
 @dataclass(slots=True)

@@ -1,6 +1,7 @@
 """Filling a migrated store with ``bench.traffic``'s alerts by bulk insert: Core
 ``executemany`` on SQLite (its FTS5 triggers fill ``alert_fts`` as they do for the app),
-``COPY`` on PostgreSQL. Seeding a million alerts takes minutes."""
+``COPY`` on PostgreSQL; then the statistics are added up into ``stat_rollup`` by the
+statement that keeps them in the app. Seeding a million alerts takes minutes."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy import Table, create_engine, event, insert, select, update
+from sqlalchemy.ext.asyncio import create_async_engine
 from ulid import ULID
 
 from app.models import Administration, ApiKey, EventCounter, Operation, Participation
+from app.services import rollup
 from app.services.keys import hash_token
 from app.simulator import OCU
 from bench import traffic
@@ -121,6 +124,8 @@ def seed_sqlite(
         connection.execute(
             update(EventCounter).where(EventCounter.id == 1).values(last_seq=line.last_seq)
         )
+        report("  adding up the statistics (stat_rollup)")
+        rollup.rebuild(connection)
     with engine.connect() as connection:
         connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     engine.dispose()
@@ -175,6 +180,13 @@ async def _seed_postgres(
         await connection.execute(
             "UPDATE event_counter SET last_seq = $1 WHERE id = 1", line.last_seq
         )
+        report("  adding up the statistics (stat_rollup)")
+        engine = create_async_engine(url)
+        try:
+            async with engine.begin() as sqlalchemy_connection:
+                await rollup.rebuild_async(sqlalchemy_connection)
+        finally:
+            await engine.dispose()
         report("  VACUUM ANALYZE")
         await connection.execute("VACUUM ANALYZE")
     finally:

@@ -16,6 +16,7 @@ from app.models.base import Base
 from app.models.event import Event, EventCounter
 from app.models.idempotency import IdempotencyRecord
 from app.models.operation import Operation, Participation
+from app.models.stat_rollup import StatRollup
 
 __all__ = [
     "Ack",
@@ -34,4 +35,5 @@ __all__ = [
     "IdempotencyRecord",
     "Operation",
     "Participation",
+    "StatRollup",
 ]

@@ -36,7 +36,7 @@ from app.realtime.events import AlertFacts
 from app.schemas.alert import AlertBody, RestrictedAudience
 from app.schemas.types import format_utc
 from app.schemas.vocabulary import AlertStatus, Kind
-from app.services import audit, events, idempotency
+from app.services import audit, events, idempotency, rollup
 from app.services.administrations import administration_codes
 from app.services.audit import AuditSink
 from app.services.idempotency import IdempotencyKey, InFlight, StoredResponse
@@ -428,11 +428,13 @@ async def _amend(
                 (("body", "audience"), "would remove administrations that could see the alert")
             ],
         )
+    await rollup.retract(tx.session, alert_id=alert.id)
     _apply_body(alert, body)
     alert.revision += 1
     alert.updated_at = utcnow()
     await _replace_children(tx, alert.id, body, recipients)
     await tx.session.flush()
+    await rollup.add(tx.session, alert_id=alert.id)
     return await _after_change(tx, caller=caller, alert=alert, op=op, event="alert.amended")
 
 
@@ -465,6 +467,7 @@ async def _withdraw(tx: WriteTx, *, caller: Caller, alert_id: str, reason: str) 
     alert, op = await _own_alert(tx, caller=caller, alert_id=alert_id)
     if alert.status == AlertStatus.withdrawn.value:
         raise Conflict("The alert is already withdrawn")
+    await rollup.retract(tx.session, alert_id=alert.id)  # figures count open alerts alone
     alert.status = AlertStatus.withdrawn.value
     alert.withdrawn_reason = reason
     alert.revision += 1

@@ -6,10 +6,11 @@ Administration X may see an alert (and everything about it) iff
   3. X currently participates and the audience is ``operation``, or it is
      ``restricted`` and X is a recipient.
 
-``Reach`` holds what X's memberships give it and states the rule twice, once as a
-SQL predicate for every query (get, list, events, stats, export) and once in
-Python for the live stream, which decides on events already in memory. The
-property tests check that both forms agree.
+``Reach`` holds what X's memberships give it and states the rule three times: as a
+SQL predicate over alerts for every query (get, list, events, export), as one over
+the pre-added figures of ``stat_rollup`` for statistics, and in Python for the live
+stream, which decides on events already in memory. The property tests check that
+all three agree.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, and_, exists, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Alert, AlertRecipient, Operation, Participation
+from app.models import Alert, AlertRecipient, Operation, Participation, StatRollup
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +86,21 @@ class Reach:
                 )
             )
         return or_(*clauses)
+
+    def rollup_clause(self, operation_id: int) -> ColumnElement[bool]:
+        """The rule over ``stat_rollup`` rows of one operation (see app/services/rollup.py):
+        rows of ``viewer_id`` 0 count each alert once; a restricted alert addressed to X is
+        also counted under ``viewer_id`` X, which X reads unless it reported the alert."""
+        me = self.administration_id
+        whole = StatRollup.viewer_id == 0
+        if operation_id in self.coordinates:
+            return whole
+        if operation_id in self.participates:
+            return or_(
+                and_(whole, or_(StatRollup.reporter_id == me, StatRollup.scope == "operation")),
+                and_(StatRollup.viewer_id == me, StatRollup.reporter_id != me),
+            )
+        return and_(whole, StatRollup.reporter_id == me)
 
 
 async def reach_of(session: AsyncSession, *, administration_id: int) -> Reach:

@@ -4,14 +4,17 @@ Hypothesis builds a world (administrations, some sharing a territory; one or two
 with a coordinator and participants) and a sequence of reports, participant removals and
 additions, widening amendments and withdrawals. The test plays it through the HTTP API while a
 plain model of the rule runs alongside, then checks for every administration that
-``GET /v1/alerts/{id}``, ``GET /v1/operations/{code}/alerts`` and ``GET /v1/events`` agree
-with the model, and that the Python form of the rule (``Reach.may_see``) agrees with the SQL
-form the HTTP reads use.
+``GET /v1/alerts/{id}``, ``GET /v1/operations/{code}/alerts``, ``GET /v1/events``, the
+statistics (read from the figures ``stat_rollup`` keeps added up) and the export agree with
+the model, and that the Python form of the rule (``Reach.may_see``) agrees with the SQL form
+the HTTP reads use.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -221,6 +224,13 @@ class Scenario:
         )
 
 
+def route_key(route: Route | None) -> str | None:
+    """A ``by=route`` key: origin to destination, null without an origin."""
+    if route is None or route.origin is None:
+        return None
+    return f"{route.origin}-{route.destination}"
+
+
 # --- generating scenarios --------------------------------------------------------------------
 
 
@@ -328,6 +338,7 @@ class Player:
         self.world = scenario.world()
         self.names = list(scenario.territory)
         self.keys: dict[str, dict[str, str]] = {}
+        self.analyst_keys: dict[str, dict[str, str]] = {}
         self.ids: list[str] = []
         self.seqs: list[int] = []
 
@@ -353,6 +364,7 @@ class Player:
             )
         for name in self.scenario.territory:
             self.keys[name] = await self.api.key(self.code(name), "member")
+            self.analyst_keys[name] = await self.api.key(self.code(name), "analyst")
 
     async def play(self, action: Action) -> None:
         """Send ``action``, step the model, and check what the server stored."""
@@ -515,6 +527,41 @@ class Player:
         expected = {index: self.world.alerts[index].events for index in self.world.visible(name)}
         assert seen == expected, f"{name} was sent events {seen}, expected {expected}"
 
+    async def analysed(self, name: str) -> None:
+        """Statistics count, and the export lists, exactly the alerts ``name`` may see."""
+        for operation in self.world.operations:
+            base = f"/v1/operations/{self.code(operation)}"
+            headers = self.analyst_keys[name]
+            if not self.world.may_open(name, operation):
+                for path in ("/stats?by=route", "/export?format=ndjson"):
+                    assert_problem(await self.api.client.get(base + path, headers=headers), 404)
+                continue
+            visible = [self.world.alerts[i] for i in sorted(self.world.visible(name, operation))]
+            counted = [alert for alert in visible if not alert.withdrawn]
+            expected = {
+                "reported_by": Counter(self.code(alert.reporter) for alert in counted),
+                "route": Counter(route_key(alert.route) for alert in counted),
+                "commodity": Counter(
+                    "heroin" if alert.kind == "seizure" else None for alert in counted
+                ),
+            }
+            seizures = sum(alert.kind == "seizure" for alert in counted)
+            for by, groups in expected.items():
+                response = await self.api.client.get(f"{base}/stats?by={by}", headers=headers)
+                assert response.status_code == 200, response.text
+                stats = response.json()
+                got = {group["key"]: group["alerts"] for group in stats["groups"]}
+                assert got == dict(groups), f"{name} {operation} by {by}: {got} != {groups}"
+                total = stats["total"]
+                assert (total["alerts"], total["seizures"]) == (len(counted), seizures), total
+                assert total["mass_kg"] == pytest.approx(1.5 * seizures)
+            response = await self.api.client.get(f"{base}/export?format=ndjson", headers=headers)
+            assert response.status_code == 200, response.text
+            exported = {json.loads(line)["alert_id"] for line in response.text.splitlines()}
+            assert {self.index_of(alert_id) for alert_id in exported} == self.world.visible(
+                name, operation
+            ), f"{name} exports the wrong alerts of {operation}"
+
     async def python_rule_agrees(self, shown: dict[str, set[int]]) -> None:
         """``Reach.may_see`` decides as the SQL predicate behind the HTTP reads did."""
         async with self.api.runtime.db.read_sessions() as session:
@@ -600,6 +647,7 @@ async def test_every_read_path_shows_each_administration_exactly_what_it_may_see
         for name in player.names:
             await player.listed(name)
             await player.events(name)
+            await player.analysed(name)
         await player.python_rule_agrees(shown)
     except BaseException:
         tally.failed = True
