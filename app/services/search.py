@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from sqlalchemy import (
+    Boolean,
     ColumnElement,
     Select,
     TextClause,
@@ -41,6 +42,13 @@ WORD = re.compile(r"\w+", re.UNICODE)
 # (tens of microseconds each, but with so many matching a page ends after a few hundred).
 FEW_MATCHES = 5_000
 COMMON_MATCHES = 150_000
+# PostgreSQL full text: the planner takes the words of ``q`` as independent, so for words
+# that go together ("guitar amplifier") it expects a handful of matches, gathers every one
+# through the GIN index and sorts them, hundreds of milliseconds for thousands. A paged
+# query therefore counts the matches first, up to PG_COMMON_MATCHES; at that many, the
+# test is written as a call the GIN index cannot serve, and the page is read in sort order
+# from the list index, each alert's stored document tested as it is met.
+PG_COMMON_MATCHES = 4_000
 # The list index by seq: it finds an alert of an operation by seq and carries what the
 # filters test.
 LIST_BY_SEQ = "ix_alert_list_seq"
@@ -104,8 +112,8 @@ def _fts_match(words: list[str]) -> TextClause:
 
 def fulltext_clause(dialect: str, q: str, *, look_up: bool = False) -> ColumnElement[bool]:
     """``q`` as a full-text match over summary, narrative and concealment (all words must
-    match). On SQLite the matches are gathered in a list, or with ``look_up`` each alert is
-    looked up in the full-text index."""
+    match). Without ``look_up`` the matches are found in the full-text index; with it, each
+    alert met in sort order is tested (SQLite: looked up in the full-text index)."""
     words = _words(q)
     if dialect == "sqlite":
         if look_up:
@@ -113,15 +121,25 @@ def fulltext_clause(dialect: str, q: str, *, look_up: bool = False) -> ColumnEle
         return Alert.seq.in_(select(ALERT_FTS.c.rowid).where(_fts_match(words)))
     # The stored tsvector of migration 0002, under a GIN index: testing an alert met in
     # sort order costs a lookup, not a parse of its texts.
-    document: ColumnElement[Any] = literal_column("alert.fulltext_document")
-    return document.op("@@")(func.plainto_tsquery(literal_column("'english'"), " ".join(words)))
+    query = func.plainto_tsquery(literal_column("'english'"), " ".join(words))
+    if look_up:  # the function behind @@: the same test, which no index serves
+        return func.ts_match_vq(_DOCUMENT, query, type_=Boolean)
+    return _DOCUMENT.op("@@")(query)
 
 
-async def _fulltext_matches(session: AsyncSession, q: str) -> int:
-    """How many alerts (of any operation) match ``q`` on SQLite, up to ``COMMON_MATCHES``."""
-    matches = select(ALERT_FTS.c.rowid).where(_fts_match(_words(q))).limit(COMMON_MATCHES)
-    count = (await session.execute(select(func.count()).select_from(matches.subquery()))).scalar()
-    return int(count or 0)
+_DOCUMENT: ColumnElement[Any] = literal_column("alert.fulltext_document")
+
+
+async def _fulltext_matches(session: AsyncSession, q: str, *, up_to: int) -> int:
+    """How many alerts (of any operation) match ``q``, counted up to ``up_to``."""
+    dialect = session.get_bind().dialect.name
+    matches: Select[Any] = (
+        select(ALERT_FTS.c.rowid).where(_fts_match(_words(q)))
+        if dialect == "sqlite"
+        else select(Alert.seq).where(fulltext_clause(dialect, q))
+    )
+    counted = select(func.count()).select_from(matches.limit(up_to).subquery())
+    return int((await session.execute(counted)).scalar() or 0)
 
 
 def filter_clauses(
@@ -209,10 +227,16 @@ async def visible_scope(
     # ``+ 0`` keeps that index out of its choice, so it starts from them and sorts them.
     # For words, see FEW_MATCHES.
     by_identifier = dialect == "sqlite" and where.identifier is not None
-    matches = None
-    if dialect == "sqlite" and where.q is not None:
-        matches = await _fulltext_matches(session, where.q)
-    from_fulltext = not by_identifier and matches is not None and matches <= FEW_MATCHES
+    matches = look_up_words = None
+    if where.q is not None and dialect == "sqlite":
+        matches = await _fulltext_matches(session, where.q, up_to=COMMON_MATCHES)
+        look_up_words = paged and matches >= COMMON_MATCHES
+    elif where.q is not None and paged:
+        matches = await _fulltext_matches(session, where.q, up_to=PG_COMMON_MATCHES)
+        look_up_words = matches >= PG_COMMON_MATCHES
+    from_fulltext = (
+        dialect == "sqlite" and not by_identifier and matches is not None and matches <= FEW_MATCHES
+    )
     in_operation = (Alert.operation_id + 0 if by_identifier else Alert.operation_id) == op.id
     clauses = [
         in_operation,
@@ -221,7 +245,7 @@ async def visible_scope(
             where,
             dialect=dialect,
             reporter_id=reporter_id,
-            look_up_words=paged and matches is not None and matches >= COMMON_MATCHES,
+            look_up_words=bool(look_up_words),
         ),
     ]
     return Scope(clauses, op.code, from_fulltext)
