@@ -274,19 +274,16 @@ index-only scan); filters on child rows are tested per alert (`EXISTS`), so read
 stops as soon as the page is full. SQLite keeps no statistics, so the query says where to
 start: from an identifier's few alerts, from rare words' matches (found by seq in the
 list index), else from the list index in sort order (see `app/services/search.py`).
-PostgreSQL stores the full-text document (a generated `tsvector` column under GIN).
-Stats: counts from the alerts alone (covered by the list indexes), quantities from the
-items of seizures only (`ix_alert_item_alert` covers them), totals added up from groups.
+PostgreSQL stores the full-text document (a generated `tsvector` column under GIN); as
+its planner takes the words of `q` as independent (for words that go together, such as
+"guitar amplifier", it expects a handful of matches, fetches tens of thousands through
+GIN and sorts them), a `q` page is first looked for among the next 2,000 alerts in sort
+order, and the share of them that matched picks the read if they do not fill it.
+Stats: read from `stat_rollup`, the figures every write keeps added up in its own
+transaction per operation, dimension, group and audience slice (docs/statistics.md): a
+stats request reads a few hundred rows, however many alerts there are.
 
-Limits. Stats read every alert the caller may see and join the items of its seizures,
-on every request: here about 0.95 M alerts and 0.9 M items, at roughly a microsecond of
-work each on this machine, so about a second per dimension, more for commodity and
-concealment (an alert counts once per group, which takes `DISTINCT`). No index removes
-that join; 500 ms at this size needs figures kept beside the alert (its items' totals
-written with it) or per-operation rollups, both changes to the write path. PostgreSQL
-takes the words of `q` as independent: for words that go together ("guitar amplifier")
-it expects a few matches, fetches every one and sorts them, the tail of the `q` rows.
-Filters that almost nothing passes (the "few or none" rows) read the operation's whole
+Limits. Filters that almost nothing passes (the "few or none" rows) read the operation's whole
 list index before they know the page is short.
 
 | store | alerts | events | seeding s | alerts/s |

@@ -299,16 +299,21 @@ def render_ack(ack: Ack, administration: str) -> dict[str, Any]:
     }
 
 
-async def render_many(session: AsyncSession, alerts: list[Alert]) -> list[dict[str, Any]]:
-    """Render stored alerts with their codes and current acknowledgements, in three queries."""
+async def render_many(
+    session: AsyncSession, alerts: list[Alert], *, operation_codes: dict[int, str] | None = None
+) -> list[dict[str, Any]]:
+    """Render stored alerts with their codes and current acknowledgements, in three queries
+    (two when the caller knows the ``operation_codes`` of them all)."""
     if not alerts:
         return []
     codes = await administration_codes(session)
-    op_ids = {a.operation_id for a in alerts}
-    op_rows = await session.execute(
-        select(Operation.id, Operation.code).where(Operation.id.in_(op_ids))
-    )
-    op_codes: dict[int, str] = {id_: code for id_, code in op_rows}
+    op_codes = dict(operation_codes or {})
+    op_ids = {a.operation_id for a in alerts} - op_codes.keys()
+    if op_ids:
+        op_rows = await session.execute(
+            select(Operation.id, Operation.code).where(Operation.id.in_(op_ids))
+        )
+        op_codes.update({id_: code for id_, code in op_rows})
     acks: dict[str, list[dict[str, Any]]] = {}
     ack_rows = await session.execute(
         select(Ack).where(Ack.alert_id.in_([a.id for a in alerts])).order_by(Ack.at)

@@ -16,7 +16,7 @@ from app.realtime.events import AlertFacts, LiveEvent
 from app.schemas.types import format_utc
 from app.services.audit import AuditSink
 from app.services.keys import Caller
-from app.services.operations import open_operation_with_reach
+from app.services.operations import open_operation_for_reading
 from app.services.visibility import Reach, reach_of
 
 
@@ -135,7 +135,7 @@ async def read_events(
     assert caller.administration_id is not None
     operation_id = None
     if operation_code is not None:
-        op, reach = await open_operation_with_reach(session, caller=caller, code=operation_code)
+        op, reach = await open_operation_for_reading(session, caller=caller, code=operation_code)
         operation_id = op.id
     else:
         reach = await reach_of(session, administration_id=caller.administration_id)

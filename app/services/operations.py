@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from dataclasses import dataclass
+
+from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.committer import WriteTx
@@ -93,6 +95,47 @@ async def open_operation_with_reach(
     if not reach.may_open(op.id):
         raise NotFound(f"No operation {code}")
     return op, reach
+
+
+@dataclass(frozen=True, slots=True)
+class OperationRef:
+    id: int
+    code: str
+
+
+async def open_operation_for_reading(
+    session: AsyncSession, *, caller: Caller, code: str
+) -> tuple[OperationRef, Reach]:
+    """``open_operation_with_reach`` for a read confined to the operation, in one query: the
+    ``Reach`` covers this operation alone (lists, statistics, exports, its events)."""
+    me = caller.administration_id
+    assert me is not None
+    mine = and_(Participation.operation_id == Operation.id, Participation.administration_id == me)
+    row = (
+        await session.execute(
+            select(
+                Operation.id,
+                Operation.code,
+                Operation.coordinator_id,
+                Participation.administration_id,
+                Participation.removed_at,
+            )
+            .outerjoin(Participation, mine)
+            .where(Operation.code == code)
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"No operation {code}")
+    reach = Reach.within(
+        me,
+        operation_id=row.id,
+        coordinates=row.coordinator_id == me,
+        joined=row.administration_id is not None,
+        left=row.removed_at is not None,
+    )
+    if not reach.may_open(row.id):
+        raise NotFound(f"No operation {code}")
+    return OperationRef(row.id, row.code), reach
 
 
 async def list_operations(

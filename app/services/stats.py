@@ -16,7 +16,7 @@ from app.models import StatRollup
 from app.services.administrations import administration_codes
 from app.services.audit import AuditSink
 from app.services.keys import Caller
-from app.services.operations import open_operation_with_reach
+from app.services.operations import open_operation_for_reading
 
 Dimension = Literal[
     "commodity",
@@ -109,7 +109,7 @@ async def operation_stats(
     Read from ``stat_rollup`` (kept by app/services/rollup.py in each write's transaction):
     a few hundred rows at most, whatever the number of alerts."""
     assert caller.administration_id is not None
-    op, reach = await open_operation_with_reach(session, caller=caller, code=operation_code)
+    op, reach = await open_operation_for_reading(session, caller=caller, code=operation_code)
     visible = [StatRollup.operation_id == op.id, reach.rollup_clause(op.id)]
     key = StatRollup.reporter_id if by == "reported_by" else StatRollup.key
     groups = (

@@ -33,6 +33,26 @@ class Reach:
     participates: frozenset[int]
     took_part: frozenset[int]
 
+    @classmethod
+    def within(
+        cls,
+        administration_id: int,
+        *,
+        operation_id: int,
+        coordinates: bool,
+        joined: bool,
+        left: bool,
+    ) -> Reach:
+        """X's standing in one operation alone: enough for that operation's rule
+        (``alert_clause(operation_id)``, ``rollup_clause``), not for reads across operations."""
+        one = frozenset({operation_id})
+        return cls(
+            administration_id=administration_id,
+            coordinates=one if coordinates else frozenset(),
+            participates=one if joined and not left else frozenset(),
+            took_part=one if joined else frozenset(),
+        )
+
     def may_open(self, operation_id: int) -> bool:
         """May read the operation at all (a former participant still reads its own alerts)."""
         return operation_id in self.coordinates or operation_id in self.took_part

@@ -543,13 +543,14 @@ async def test_punctuation_around_a_word_is_not_query_syntax(world: World, q: st
     assert names == ["meth_mail"]
 
 
-# A full-text page is read one of several ways, by how many alerts match (see
-# app/services/search.py): SQLite has three, PostgreSQL two (GIN index, or the list index
-# in sort order). Thresholds set here force each way on this small corpus.
+# A full-text page is read one of three ways on each store, by how many alerts match (see
+# app/services/search.py). Thresholds set here force each way on this small corpus:
+# SQLite's FEW_MATCHES and COMMON_MATCHES; PostgreSQL's FULLTEXT_SAMPLE (1: a sample too
+# small to fill a page) and FULLTEXT_IN_ORDER (0: sort order; beyond any count: GIN).
 FULLTEXT_READS = {
-    "start-from-matches": (10**9, 10**9, 10**9),
-    "test-against-gathered-matches": (-1, 10**9, 10**9),
-    "look-each-alert-up": (-1, 0, 0),
+    "start-from-matches": (10**9, 10**9, 10**9, 10**9),
+    "test-against-gathered-matches": (-1, 10**9, 1, 0),
+    "look-each-alert-up": (-1, 0, 1, 10**9),
 }
 
 
@@ -558,10 +559,11 @@ FULLTEXT_READS = {
 async def test_full_text_pages_are_the_same_however_the_store_reads_them(
     world: World, monkeypatch: pytest.MonkeyPatch, read: str, who: str
 ) -> None:
-    few, common, postgres_common = FULLTEXT_READS[read]
+    few, common, sample, in_order = FULLTEXT_READS[read]
     monkeypatch.setattr(search, "FEW_MATCHES", few)
     monkeypatch.setattr(search, "COMMON_MATCHES", common)
-    monkeypatch.setattr(search, "PG_COMMON_MATCHES", postgres_common)
+    monkeypatch.setattr(search, "FULLTEXT_SAMPLE", sample)
+    monkeypatch.setattr(search, "FULLTEXT_IN_ORDER", in_order)
     visible = set(await world.listed(who=who))
     matching = {"ketamine": {"ketamine_request", "tablets_truck"}, "tea": {"meth_mail"}}
     for q, expected in matching.items():
