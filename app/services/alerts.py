@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 from sqlalchemy import Table, delete, select
@@ -264,8 +266,38 @@ def _append_alert_event(
 # --- rendering ---------------------------------------------------------------------------
 
 
+class StoredAlert(Protocol):
+    """What rendering reads of a stored alert: an ``Alert`` or a row of its columns (list
+    pages read rows, which cost a fraction of loading ORM objects)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def operation_id(self) -> int: ...
+    @property
+    def reporter_id(self) -> int: ...
+    @property
+    def reporter_key_label(self) -> str: ...
+    @property
+    def revision(self) -> int: ...
+    @property
+    def document(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def withdrawn_reason(self) -> str | None: ...
+    @property
+    def occurred_at(self) -> datetime: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def updated_at(self) -> datetime: ...
+
+
 def render(
-    alert: Alert,
+    alert: StoredAlert,
     *,
     operation: str,
     reported_by: str,
@@ -300,7 +332,10 @@ def render_ack(ack: Ack, administration: str) -> dict[str, Any]:
 
 
 async def render_many(
-    session: AsyncSession, alerts: list[Alert], *, operation_codes: dict[int, str] | None = None
+    session: AsyncSession,
+    alerts: Sequence[StoredAlert],
+    *,
+    operation_codes: dict[int, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Render stored alerts with their codes and current acknowledgements, in three queries
     (two when the caller knows the ``operation_codes`` of them all)."""

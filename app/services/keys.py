@@ -66,9 +66,23 @@ def key_out(key: ApiKey) -> KeyOut:
 async def authenticate(session: AsyncSession, *, token: str, now: datetime) -> Caller:
     """The caller for ``token``; 401 if unknown, expired or revoked."""
     digest = hash_token(token)
+    # Columns, not the ORM entity: this runs on every request.
     key = (
-        await session.execute(select(ApiKey).where(ApiKey.token_hash == digest))
-    ).scalar_one_or_none()
+        await session.execute(
+            select(
+                ApiKey.id,
+                ApiKey.token_hash,
+                ApiKey.role,
+                ApiKey.label,
+                ApiKey.administration_id,
+                ApiKey.revoked_at,
+                ApiKey.expires_at,
+                Administration.code,
+            )
+            .outerjoin(Administration, Administration.id == ApiKey.administration_id)
+            .where(ApiKey.token_hash == digest)
+        )
+    ).first()
     if key is None or not hmac.compare_digest(key.token_hash, digest):
         raise Unauthorized()
     if key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now):
@@ -78,7 +92,7 @@ async def authenticate(session: AsyncSession, *, token: str, now: datetime) -> C
         role=Role(key.role),
         label=key.label,
         administration_id=key.administration_id,
-        administration=key.administration.code if key.administration else None,
+        administration=key.code,
     )
 
 

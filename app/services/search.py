@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Unprocessable
 from app.models import Administration, Alert, AlertConcealment, AlertIdentifier, AlertItem
-from app.services.alerts import render_many
+from app.services.alerts import StoredAlert, render_many
 from app.services.audit import AuditSink
 from app.services.keys import Caller
 from app.services.operations import open_operation_for_reading
@@ -52,6 +52,8 @@ COMMON_MATCHES = 150_000
 # else the GIN index (where the two cost the same here: about 0.4 % of alerts matching).
 FULLTEXT_SAMPLE = 2_000
 FULLTEXT_IN_ORDER = 8
+# A list page's alerts are read as rows of these columns, not as ORM objects.
+ALERT_COLUMNS = tuple(Alert.__table__.columns)
 # The list index by seq: it finds an alert of an operation by seq and carries what the
 # filters test.
 LIST_BY_SEQ = "ix_alert_list_seq"
@@ -299,7 +301,7 @@ def page_query(
     cursor: Cursor | None,
     limit: int,
     within: ColumnElement[bool] | None = None,
-) -> Select[Alert]:
+) -> Select[Any]:
     """Up to ``limit + 1`` alerts after ``cursor`` (and ``within`` a stretch of the sort
     order). The page's positions come first, from the columns the list indexes carry
     (PostgreSQL reads them from the index alone); only those alerts are then read whole."""
@@ -309,12 +311,12 @@ def page_query(
     if scope.from_fulltext:
         positions = positions.with_hint(Alert, f"INDEXED BY {LIST_BY_SEQ}", "sqlite")
     page = _order(positions, sort, cursor).limit(limit + 1).subquery()
-    return _order(select(Alert).join(page, Alert.seq == page.c.seq), sort, None)
+    return _order(select(*ALERT_COLUMNS).join(page, Alert.seq == page.c.seq), sort, None)
 
 
 async def _fulltext_page(
     session: AsyncSession, scope: Scope, *, sort: Sort, cursor: Cursor | None, limit: int
-) -> list[Alert]:
+) -> list[StoredAlert]:
     """A PostgreSQL page with ``q``: see FULLTEXT_SAMPLE."""
     assert scope.words is not None
     indexed, tested = scope.words
@@ -325,12 +327,12 @@ async def _fulltext_page(
     last = (await session.execute(stretch)).first()
     within = None if last is None else _up_to(sort, at=last.occurred_at, seq=last.seq)
     query = page_query(in_sort_order, sort=sort, cursor=cursor, limit=limit, within=within)
-    rows = list((await session.execute(query)).scalars())
+    rows: list[StoredAlert] = list((await session.execute(query)).all())
     if len(rows) > limit or within is None:  # a full page, or every alert left was read
         return rows
     chosen = in_sort_order if len(rows) >= FULLTEXT_IN_ORDER else scope.reading(indexed)
     query = page_query(chosen, sort=sort, cursor=cursor, limit=limit)
-    return list((await session.execute(query)).scalars())
+    return list((await session.execute(query)).all())
 
 
 def _up_to(sort: Sort, *, at: datetime, seq: int) -> ColumnElement[bool]:
@@ -342,7 +344,7 @@ def _up_to(sort: Sort, *, at: datetime, seq: int) -> ColumnElement[bool]:
     return Alert.seq >= seq if sort == "-seq" else Alert.seq <= seq
 
 
-def _position(alert: Alert, sort: Sort) -> dict[str, Any]:
+def _position(alert: StoredAlert, sort: Sort) -> dict[str, Any]:
     return {"sort": sort, "seq": alert.seq, "at": alert.occurred_at.isoformat()}
 
 
@@ -364,7 +366,7 @@ async def list_alerts(
         rows = await _fulltext_page(session, scope, sort=sort, cursor=cursor, limit=limit)
     else:
         query = page_query(scope, sort=sort, cursor=cursor, limit=limit)
-        rows = list((await session.execute(query)).scalars())
+        rows = list((await session.execute(query)).all())
     page = rows[:limit]
     next_cursor = encode_cursor(_position(page[-1], sort)) if len(rows) > limit else None
     sink.record(
