@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -136,10 +137,26 @@ _DOCUMENT: ColumnElement[Any] = literal_column("alert.fulltext_document")
 
 
 async def _fulltext_matches(session: AsyncSession, q: str) -> int:
-    """How many alerts (of any operation) match ``q`` on SQLite, up to ``COMMON_MATCHES``."""
-    matches = select(ALERT_FTS.c.rowid).where(_fts_match(_words(q))).limit(COMMON_MATCHES)
+    """How many alerts (of any operation) match ``q`` on SQLite, up to ``COMMON_MATCHES``.
+
+    Counting a common word's matches takes milliseconds, and the next pages of a list ask
+    again: a count is reused for MATCH_COUNT_SECONDS. It only picks how a page is read;
+    every way gives the same page."""
+    words = _words(q)
+    key, now = " ".join(words).lower(), time.monotonic()
+    known = _MATCH_COUNTS.get(key)
+    if known is not None and now - known[0] < MATCH_COUNT_SECONDS:
+        return known[1]
+    matches = select(ALERT_FTS.c.rowid).where(_fts_match(words)).limit(COMMON_MATCHES)
     count = (await session.execute(select(func.count()).select_from(matches.subquery()))).scalar()
+    if len(_MATCH_COUNTS) >= 1024:
+        _MATCH_COUNTS.clear()
+    _MATCH_COUNTS[key] = (now, int(count or 0))
     return int(count or 0)
+
+
+MATCH_COUNT_SECONDS = 30.0
+_MATCH_COUNTS: dict[str, tuple[float, int]] = {}
 
 
 def filter_clauses(
