@@ -277,7 +277,7 @@ list index), else from the list index in sort order (see `app/services/search.py
 PostgreSQL stores the full-text document (a generated `tsvector` column under GIN); as
 its planner takes the words of `q` as independent (for words that go together, such as
 "guitar amplifier", it expects a handful of matches, fetches tens of thousands through
-GIN and sorts them), a `q` page is first looked for among the next 2,000 alerts in sort
+GIN and sorts them), a `q` page is first looked for among the next 1,000 alerts in sort
 order, and the share of them that matched picks the read if they do not fill it.
 Stats: read from `stat_rollup`, the figures every write keeps added up in its own
 transaction per operation, dimension, group and audience slice (docs/statistics.md): a

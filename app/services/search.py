@@ -51,8 +51,8 @@ COMMON_MATCHES = 150_000
 # among the next FULLTEXT_SAMPLE alerts in sort order; if they do not fill it, the share
 # that matched picks the read: at least FULLTEXT_IN_ORDER of them, sort order again,
 # else the GIN index (where the two cost the same here: about 0.4 % of alerts matching).
-FULLTEXT_SAMPLE = 2_000
-FULLTEXT_IN_ORDER = 8
+FULLTEXT_SAMPLE = 1_000
+FULLTEXT_IN_ORDER = 4
 # A list page's alerts are read as rows of these columns, not as ORM objects.
 ALERT_COLUMNS = tuple(Alert.__table__.columns)
 # The list index by seq: it finds an alert of an operation by seq and carries what the
@@ -338,27 +338,31 @@ async def _fulltext_page(
     assert scope.words is not None
     indexed, tested = scope.words
     in_sort_order = scope.reading(tested)
-    stretch = cast(Select[Any], select(Alert.occurred_at, Alert.seq))
-    stretch = _order(stretch.where(Alert.operation_id == scope.operation_id), sort, cursor)
-    stretch = stretch.offset(FULLTEXT_SAMPLE - 1).limit(1)
-    last = (await session.execute(stretch)).first()
-    within = None if last is None else _up_to(sort, at=last.occurred_at, seq=last.seq)
+    within = _stretch(scope.operation_id, sort=sort, cursor=cursor)
     query = page_query(in_sort_order, sort=sort, cursor=cursor, limit=limit, within=within)
     rows: list[StoredAlert] = list((await session.execute(query)).all())
-    if len(rows) > limit or within is None:  # a full page, or every alert left was read
+    if len(rows) > limit:  # the page, found among the sample
         return rows
     chosen = in_sort_order if len(rows) >= FULLTEXT_IN_ORDER else scope.reading(indexed)
     query = page_query(chosen, sort=sort, cursor=cursor, limit=limit)
     return list((await session.execute(query)).all())
 
 
-def _up_to(sort: Sort, *, at: datetime, seq: int) -> ColumnElement[bool]:
-    """The alerts up to (at, seq) in ``sort`` order, as a bound an index range can use."""
-    if sort == "-occurred_at":
-        return Alert.occurred_at >= at
-    if sort == "occurred_at":
-        return Alert.occurred_at <= at
-    return Alert.seq >= seq if sort == "-seq" else Alert.seq <= seq
+def _stretch(operation_id: int, *, sort: Sort, cursor: Cursor | None) -> ColumnElement[bool]:
+    """The operation's next FULLTEXT_SAMPLE alerts after ``cursor`` in ``sort`` order (all
+    that are left, if fewer), as a bound on the sort column that an index range can use."""
+    by_time = sort.endswith("occurred_at")
+    column = Alert.occurred_at if by_time else Alert.seq
+    last = cast(Select[Any], select(column).where(Alert.operation_id == operation_id))
+    last = _order(last, sort, cursor).offset(FULLTEXT_SAMPLE - 1).limit(1)
+    descending = sort.startswith("-")
+    end: ColumnElement[Any]
+    if by_time:
+        end = literal_column(f"'{'-' if descending else ''}infinity'::timestamptz")
+    else:
+        end = literal_column("0" if descending else str(2**62))
+    bound = func.coalesce(last.scalar_subquery(), end)
+    return column >= bound if descending else column <= bound
 
 
 def _position(alert: StoredAlert, sort: Sort) -> dict[str, Any]:
