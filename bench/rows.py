@@ -123,7 +123,7 @@ def _utc(t: float) -> datetime:
 def _rendered(
     alert: dict[str, Any], document: dict[str, Any], *, op: Op, reporter: Admin
 ) -> dict[str, Any]:
-    """``app.services.alerts.render`` of the row, with no acknowledgements yet."""
+    """``app.services.rendering.render`` of the row, with no acknowledgements yet."""
     return {
         "id": alert["id"],
         "operation": op.code,

@@ -15,9 +15,10 @@ from app.models.base import utcnow
 from app.schemas.alert import AckIn, CommentIn
 from app.schemas.types import format_utc
 from app.services import events
-from app.services.alerts import render_ack, visible_alert
+from app.services.alerts import visible_alert
 from app.services.keys import Caller
 from app.services.pagination import Cursor, page_of
+from app.services.rendering import render_ack
 
 
 async def _operation(session: AsyncSession, operation_id: int) -> tuple[int, str]:

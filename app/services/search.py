@@ -2,40 +2,33 @@
 
 from __future__ import annotations
 
-import re
-import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal, cast
 
 from sqlalchemy import (
-    Boolean,
     ColumnElement,
     Select,
-    TextClause,
     and_,
     exists,
     func,
     literal_column,
     or_,
     select,
-    table,
-    text,
 )
-from sqlalchemy import column as table_column
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Unprocessable
 from app.models import Administration, Alert, AlertConcealment, AlertIdentifier, AlertItem
-from app.services.alerts import StoredAlert, render_many
+from app.services import fulltext
 from app.services.audit import AuditSink
 from app.services.keys import Caller
 from app.services.operations import open_operation_for_reading
 from app.services.pagination import Cursor, encode_cursor
+from app.services.rendering import StoredAlert, render_many
 
 Sort = Literal["-occurred_at", "occurred_at", "-seq", "seq"]
-WORD = re.compile(r"\w+", re.UNICODE)
 # SQLite full text, by how many alerts match the words (counted up to COMMON_MATCHES):
 # up to FEW, a page starts from them, found by seq in the list index, and sorts them;
 # up to COMMON, the list index is read in sort order and each alert tested against the
@@ -58,8 +51,6 @@ ALERT_COLUMNS = tuple(Alert.__table__.columns)
 # The list index by seq: it finds an alert of an operation by seq and carries what the
 # filters test.
 LIST_BY_SEQ = "ix_alert_list_seq"
-# The FTS5 table of the initial migration; its rowid is the alert's seq.
-ALERT_FTS = table("alert_fts", table_column("rowid"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,62 +92,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list):
         return [str(v) for v in value]
     return str(value) if isinstance(value, StrEnum) else value
-
-
-def _words(q: str) -> list[str]:
-    words = WORD.findall(q)
-    if not words:
-        raise Unprocessable("q holds no searchable words", errors=[(("query", "q"), "no words")])
-    return words
-
-
-def _fts_match(words: list[str]) -> TextClause:
-    # Quote every word so that user input is never parsed as FTS5 query syntax.
-    match = " ".join('"' + word.replace('"', "") + '"' for word in words[:32])
-    return text("alert_fts MATCH :fts_query").bindparams(fts_query=match)
-
-
-def fulltext_clause(dialect: str, q: str, *, look_up: bool = False) -> ColumnElement[bool]:
-    """``q`` as a full-text match over summary, narrative and concealment (all words must
-    match). Without ``look_up`` the matches are found in the full-text index; with it, each
-    alert met in sort order is tested (SQLite: looked up in the full-text index)."""
-    words = _words(q)
-    if dialect == "sqlite":
-        if look_up:
-            return exists().where(_fts_match(words), ALERT_FTS.c.rowid == Alert.seq)
-        return Alert.seq.in_(select(ALERT_FTS.c.rowid).where(_fts_match(words)))
-    # The stored tsvector of migration 0002, under a GIN index: testing an alert met in
-    # sort order costs a lookup, not a parse of its texts.
-    query = func.plainto_tsquery(literal_column("'english'"), " ".join(words))
-    if look_up:  # the function behind @@: the same test, which no index serves
-        return func.ts_match_vq(_DOCUMENT, query, type_=Boolean)
-    return _DOCUMENT.op("@@")(query)
-
-
-_DOCUMENT: ColumnElement[Any] = literal_column("alert.fulltext_document")
-
-
-async def _fulltext_matches(session: AsyncSession, q: str) -> int:
-    """How many alerts (of any operation) match ``q`` on SQLite, up to ``COMMON_MATCHES``.
-
-    Counting a common word's matches takes milliseconds, and the next pages of a list ask
-    again: a count is reused for MATCH_COUNT_SECONDS. It only picks how a page is read;
-    every way gives the same page."""
-    words = _words(q)
-    key, now = " ".join(words).lower(), time.monotonic()
-    known = _MATCH_COUNTS.get(key)
-    if known is not None and now - known[0] < MATCH_COUNT_SECONDS:
-        return known[1]
-    matches = select(ALERT_FTS.c.rowid).where(_fts_match(words)).limit(COMMON_MATCHES)
-    count = (await session.execute(select(func.count()).select_from(matches.subquery()))).scalar()
-    if len(_MATCH_COUNTS) >= 1024:
-        _MATCH_COUNTS.clear()
-    _MATCH_COUNTS[key] = (now, int(count or 0))
-    return int(count or 0)
-
-
-MATCH_COUNT_SECONDS = 30.0
-_MATCH_COUNTS: dict[str, tuple[float, int]] = {}
 
 
 def filter_clauses(
@@ -205,7 +140,7 @@ def filter_clauses(
     if where.occurred_to is not None:
         clauses.append(Alert.occurred_at < where.occurred_to)
     if where.q is not None:
-        clauses.append(fulltext_clause(dialect, where.q, look_up=look_up_words))
+        clauses.append(fulltext.clause(dialect, where.q, look_up=look_up_words))
     return clauses
 
 
@@ -253,11 +188,11 @@ async def visible_scope(
     by_identifier = dialect == "sqlite" and where.identifier is not None
     matches = None
     if dialect == "sqlite" and where.q is not None:
-        matches = await _fulltext_matches(session, where.q)
+        matches = await fulltext.matches(session, where.q, up_to=COMMON_MATCHES)
     from_fulltext = not by_identifier and matches is not None and matches <= FEW_MATCHES
     words = None
     if dialect == "postgresql" and where.q is not None and paged:
-        words = (fulltext_clause(dialect, where.q), fulltext_clause(dialect, where.q, look_up=True))
+        words = (fulltext.clause(dialect, where.q), fulltext.clause(dialect, where.q, look_up=True))
         where = replace(where, q=None)
     in_operation = (Alert.operation_id + 0 if by_identifier else Alert.operation_id) == op.id
     clauses = [
