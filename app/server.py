@@ -1,21 +1,178 @@
 """Running uvicorn for the relay.
 
-uvicorn closes open websockets with 1012 ("service restart") when it shuts down,
-before the application hears of it; the contract promises 1001 ("going away"). The
-protocol class below differs from uvicorn's sans-I/O websocket protocol only in that
-code. It is named by import string, so every worker process loads it too.
+The websocket protocol class below is uvicorn's sans-I/O one with two differences:
+
+- uvicorn closes open websockets with 1012 ("service restart") when it shuts down,
+  before the application hears of it; the contract promises 1001 ("going away").
+- It offers the application a *wire* (the ASGI extension ``relay.wire``): text messages
+  written straight to the transport, framed once, without a task or an ASGI ``send``
+  per message. Fan-out to thousands of connections spends most of its time there
+  (docs/benchmarks.md). The wire reports when the transport pushes back, so the
+  application's bounded queues still decide who is too slow.
+
+It is named by import string, so every worker process loads it too.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
 import uvicorn
+from uvicorn._types import ASGIReceiveEvent, ASGISendEvent
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import State
 
 GOING_AWAY = 1001
 MAX_FRAME_BYTES = 64 * 1024
+WIRE_EXTENSION = "relay.wire"
+OPEN = State.OPEN
+
+_SHORT_HEADERS = [bytes((0x81, n)) for n in range(126)]  # FIN + text, unmasked (server)
+
+
+def text_frame_header(length: int) -> bytes:
+    """The header of one unfragmented, uncompressed text frame sent by a server."""
+    if length < 126:
+        return _SHORT_HEADERS[length]
+    if length < 1 << 16:
+        return b"\x81\x7e" + length.to_bytes(2, "big")
+    return b"\x81\x7f" + length.to_bytes(8, "big")
+
+
+class TransportWire:
+    """Text messages to one websocket's transport (see ``app.realtime.outbox.Wire``)."""
+
+    __slots__ = ("_callback", "_protocol")
+
+    def __init__(self, protocol: GoingAwayWebSocketProtocol) -> None:
+        self._protocol = protocol
+        self._callback: Callable[[], None] | None = None
+
+    def writable(self) -> bool:
+        protocol = self._protocol
+        return (
+            protocol.conn.state is OPEN
+            and protocol.writable.is_set()
+            and not protocol.close_sent
+            and not protocol.transport.is_closing()
+        )
+
+    def write(self, messages: list[bytes]) -> None:
+        protocol = self._protocol
+        conn = protocol.conn
+        if conn.extensions:  # compression was negotiated: let websockets frame each one
+            for message in messages:
+                conn.send_text(message)
+            protocol.transport.write(b"".join(conn.data_to_send()))
+            return
+        if len(messages) == 1:
+            message = messages[0]
+            protocol.transport.write(text_frame_header(len(message)) + message)
+            return
+        parts: list[bytes] = []
+        for message in messages:
+            parts.append(text_frame_header(len(message)))
+            parts.append(message)
+        protocol.transport.write(b"".join(parts))
+
+    def on_writable(self, callback: Callable[[], None]) -> None:
+        self._callback = callback
+
+    def resumed(self) -> None:
+        if self._callback is not None:
+            self._callback()
+
+
+class Inbox:
+    """What uvicorn's protocol asks of its queue of received messages (one reader), without
+    the three deques of an ``asyncio.Queue``: 2 KiB less per open websocket."""
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: list[ASGIReceiveEvent] = []
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, item: ASGIReceiveEvent) -> None:
+        self._items.append(item)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def get(self) -> ASGIReceiveEvent:
+        while not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._items.pop(0)
+
+    def empty(self) -> bool:
+        return not self._items
+
+
+class Flag:
+    """What uvicorn's protocol asks of its ``writable`` event, without an empty deque of
+    waiters per open websocket."""
+
+    __slots__ = ("_set", "_waiters")
+
+    def __init__(self) -> None:
+        self._set = True
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._set = False
+
+    async def wait(self) -> bool:
+        if self._set:
+            return True
+        waiter = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        await waiter
+        return True
 
 
 class GoingAwayWebSocketProtocol(WebSocketsSansIOProtocol):
+    wire: TransportWire | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.queue = Inbox()  # type: ignore[assignment]
+        self.writable = Flag()  # type: ignore[assignment]
+
+    async def run_asgi(self) -> None:
+        self.wire = TransportWire(self)
+        extensions: dict[str, object] = self.scope["extensions"]  # type: ignore[assignment]
+        extensions[WIRE_EXTENSION] = self.wire
+        await super().run_asgi()
+
+    async def send(self, message: ASGISendEvent) -> None:
+        await super().send(message)
+        if message["type"] == "websocket.accept":
+            # The handshake's request and response (3 to 4 KiB of headers) are not read
+            # again; an idle connection should not keep them.
+            self.request = self.response = None  # type: ignore[assignment]
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self.wire is not None:
+            self.wire.resumed()
+
     def shutdown(self) -> None:
         if self.close_sent or not self.handshake_complete:
             super().shutdown()

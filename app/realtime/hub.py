@@ -10,7 +10,7 @@ from typing import Protocol
 
 from app.jsonenc import dumps
 from app.realtime.events import AlertFacts, LiveEvent
-from app.realtime.outbox import Outbox
+from app.realtime.outbox import Flusher, Outbox
 
 
 class Viewer(Protocol):
@@ -31,7 +31,7 @@ class Subscription:
     id: str
     connection: Connection
     operation_id: int
-    accepts: Callable[[AlertFacts], bool]
+    accepts: Callable[[AlertFacts], bool] | None  # None: no filter, every event
     # The highest seq queued for this subscription: live events at or below it are dropped,
     # which is what makes the hand-over from replay to live free of duplicates.
     last_seq: int = 0
@@ -42,8 +42,8 @@ class Subscription:
     def __post_init__(self) -> None:
         self.prefix = '{"type":"event","sub":' + dumps(self.id).decode() + ',"event":'
 
-    def frame(self, event: LiveEvent) -> str:
-        return self.prefix + event.payload + "}"
+    def frame(self, event: LiveEvent) -> bytes:
+        return (self.prefix + event.payload + "}").encode()
 
 
 @dataclass(eq=False, slots=True)
@@ -53,8 +53,12 @@ class Connection:
     outbox: Outbox
     close: Closer
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
-    last_sent_seq: int = 0
     closed: bool = False
+
+    @property
+    def last_sent_seq(self) -> int:
+        """The highest event ``seq`` written to the connection."""
+        return self.outbox.sent_seq
 
 
 class Hub:
@@ -63,6 +67,7 @@ class Hub:
         self.connections: set[Connection] = set()
         self.viewers: dict[int, Viewer] = {}
         self._by_operation: dict[int, set[Subscription]] = {}
+        self.flusher = Flusher()  # writes the outboxes of every connection
         self.delivered = 0
 
     # --- connections and subscriptions ----------------------------------------------
@@ -94,12 +99,14 @@ class Hub:
         held, subscription.held = subscription.held, []
         subscription.replaying = False
         for event in held:
-            self._queue(subscription, event)
+            self._queue(subscription, event, subscription.frame(event))
 
     def kill(self, connection: Connection, code: int, reason: str) -> None:
         if connection.closed:
             return
         self.detach(connection)
+        # Nothing queued leaves after this: the reason names what was sent, then the close.
+        connection.outbox.close()
         connection.close(code, reason)
 
     # --- fan-out ----------------------------------------------------------------------
@@ -108,19 +115,37 @@ class Hub:
         subscriptions = self._by_operation.get(event.facts.operation_id)
         if not subscriptions:
             return
+        facts, seq = event.facts, event.seq
         verdicts: dict[int, bool] = {}
+        # Subscriptions with the same id (most clients call theirs "s1") share one encoded
+        # frame: the event is encoded once, not once per connection.
+        frames: dict[str, bytes] = {}
         for subscription in list(subscriptions):
+            if seq <= subscription.last_seq:
+                continue
             administration = subscription.connection.administration_id
             visible = verdicts.get(administration)
             if visible is None:
                 viewer = self.viewers.get(administration)
-                visible = verdicts[administration] = viewer is not None and viewer.may_see(
-                    event.facts
-                )
-            if visible and event.seq > subscription.last_seq and subscription.accepts(event.facts):
-                self._queue(subscription, event)
+                visible = verdicts[administration] = viewer is not None and viewer.may_see(facts)
+            if not visible:
+                continue
+            accepts = subscription.accepts
+            if accepts is not None and not accepts(facts):
+                continue
+            frame = frames.get(subscription.prefix)
+            if frame is None:
+                frame = frames[subscription.prefix] = subscription.frame(event)
+            connection = subscription.connection
+            if subscription.replaying or connection.closed:
+                self._queue(subscription, event, frame)
+            elif connection.outbox.push(frame, seq):  # _queue's common case, inline
+                subscription.last_seq = seq
+                self.delivered += 1
+            else:
+                self._too_slow(connection)
 
-    def _queue(self, subscription: Subscription, event: LiveEvent) -> None:
+    def _queue(self, subscription: Subscription, event: LiveEvent, frame: bytes) -> None:
         connection = subscription.connection
         if connection.closed or event.seq <= subscription.last_seq:
             return
@@ -130,7 +155,7 @@ class Hub:
             else:
                 subscription.held.append(event)
             return
-        if connection.outbox.push(subscription.frame(event), event.seq):
+        if connection.outbox.push(frame, event.seq):
             subscription.last_seq = event.seq
             self.delivered += 1
         else:

@@ -26,7 +26,7 @@ from app.models import Alert, AlertItem, ApiKey
 from app.models.base import utcnow
 from app.realtime.events import AlertFacts
 from app.realtime.hub import Connection, Hub, Subscription
-from app.realtime.outbox import Outbox
+from app.realtime.outbox import Outbox, Wire
 from app.schemas.stream import (
     ErrorFrame,
     PongFrame,
@@ -37,6 +37,7 @@ from app.schemas.stream import (
     WelcomeFrame,
 )
 from app.schemas.vocabulary import Role
+from app.server import WIRE_EXTENSION
 from app.services import events, keys, operations
 from app.services.audit import AuditSink
 from app.services.keys import Caller
@@ -116,6 +117,11 @@ class StreamFilter:
             return cls()
         return cls(**{name: frozenset(map(str, getattr(given, name))) for name in cls.__slots__})
 
+    def is_empty(self) -> bool:
+        return not (
+            self.kind or self.priority or self.commodity or self.transport_mode or self.territory
+        )
+
     def accepts(self, facts: AlertFacts) -> bool:
         return (
             (not self.kind or facts.kind in self.kind)
@@ -148,6 +154,45 @@ class StreamFilter:
         return {name: sorted(getattr(self, name)) for name in self.__slots__ if getattr(self, name)}
 
 
+class AsgiWire:
+    """The wire under a server that offers none of its own: one task at a time sends a
+    flush's messages through ASGI. (``relay serve`` offers a direct one, app/server.py.)"""
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self._ws = websocket
+        self._sending: asyncio.Task[None] | None = None
+        self._broken = False
+        self._callback: Callable[[], None] | None = None
+
+    def writable(self) -> bool:
+        return (
+            self._sending is None
+            and not self._broken
+            and self._ws.application_state is WebSocketState.CONNECTED
+        )
+
+    def write(self, messages: list[bytes]) -> None:
+        self._sending = asyncio.create_task(self._send(messages))
+
+    def on_writable(self, callback: Callable[[], None]) -> None:
+        self._callback = callback
+
+    def stop(self) -> None:
+        if self._sending is not None:
+            self._sending.cancel()
+
+    async def _send(self, messages: list[bytes]) -> None:
+        try:
+            for message in messages:
+                await self._ws.send_text(message.decode())
+        except Exception:  # the peer is gone; the reader sees the disconnect and cleans up
+            self._broken = True
+            return
+        self._sending = None
+        if self._callback is not None:
+            self._callback()
+
+
 def origin_allowed(websocket: WebSocket, allowed: list[str]) -> bool:
     """No Origin (not a browser), an allowed origin, or the server's own origin."""
     origin = websocket.headers.get("origin")
@@ -169,9 +214,8 @@ class StreamSession:
         self.ctx = context
         self.caller: Caller | None = None
         self.connection: Connection | None = None
-        self._malformed: deque[float] = deque()
+        self._malformed: deque[float] | None = None  # made at the first malformed frame
         self._tasks: set[asyncio.Task[None]] = set()
-        self._sender: asyncio.Task[None] | None = None
         self._closing: asyncio.Task[None] | None = None
 
     # --- handshake --------------------------------------------------------------------
@@ -246,56 +290,59 @@ class StreamSession:
     # --- the open connection ------------------------------------------------------------
 
     async def _serve(self, caller: Caller) -> None:
+        # Only the connection stays in this frame while it is open: what opening it read
+        # (a database session, the caller's reach) would otherwise live as long.
+        connection, fallback = await self._open(caller)
+        try:
+            await self._read_forever()
+        finally:
+            self.ctx.hub.detach(connection)
+            connection.outbox.close()
+            self.ctx.metrics.open_connections.dec()
+            for task in self._tasks:
+                task.cancel()
+            if fallback is not None:
+                fallback.stop()
+            if self._closing is not None:  # let a close the hub asked for reach the client
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._closing, 2)
+
+    async def _open(self, caller: Caller) -> tuple[Connection, AsgiWire | None]:
+        """Welcome the caller and register its connection with the hub."""
         assert caller.administration_id is not None
         hub = self.ctx.hub
         async with self.ctx.db.read_sessions() as session:
             reach = await reach_of(session, administration_id=caller.administration_id)
             head = await events.head(session)
             epoch = await events.epoch(session)
+        # Frames are written to the transport directly when the server offers a wire (no
+        # task per connection); otherwise through ASGI.
+        wire: Wire | None = self.ws.scope.get("extensions", {}).get(WIRE_EXTENSION)
+        fallback: AsgiWire | None = None
+        if wire is None:
+            wire = fallback = AsgiWire(self.ws)
         connection = Connection(
             key_id=caller.key_id,
             administration_id=caller.administration_id,
-            outbox=Outbox(self.ctx.outbox_limit),
+            outbox=Outbox(self.ctx.outbox_limit, wire, hub.flusher),
             close=self._close_soon,
         )
         self.connection = connection
+        if hub.flusher.on_sent is None:  # one count per write pass, not per connection
+            hub.flusher.on_sent = self.ctx.metrics.events_delivered.inc
         welcome = WelcomeFrame(
             administration=caller.administration or "", role=caller.role, head=head, epoch=epoch
         )
         connection.outbox.push(welcome.encode())
         hub.attach(connection, ReachViewer(reach))
         self.ctx.metrics.open_connections.inc()
-        self._sender = asyncio.create_task(self._send_forever(connection))
-        try:
-            await self._read_forever()
-        finally:
-            hub.detach(connection)
-            self.ctx.metrics.open_connections.dec()
-            for task in (*self._tasks, self._sender):
-                task.cancel()
-            if self._closing is not None:  # let a close the hub asked for reach the client
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self._closing, 2)
-
-    async def _send_forever(self, connection: Connection) -> None:
-        delivered = self.ctx.metrics.events_delivered
-        try:
-            while True:
-                frame, seq = await connection.outbox.pop()
-                await self.ws.send_text(frame)
-                if seq:
-                    connection.last_sent_seq = max(connection.last_sent_seq, seq)
-                    delivered.inc()
-        except Exception:  # the peer is gone; the reader sees the disconnect and cleans up
-            return
+        return connection, fallback
 
     def _close_soon(self, code: int, reason: str) -> None:
         if self._closing is None:
             self._closing = asyncio.create_task(self._close(code, reason))
 
     async def _close(self, code: int, reason: str) -> None:
-        if self._sender is not None:
-            self._sender.cancel()
         with contextlib.suppress(Exception):
             if self.ws.application_state is WebSocketState.CONNECTED:
                 await self.ws.close(code, reason[:120])
@@ -324,6 +371,8 @@ class StreamSession:
 
     async def _on_malformed(self, sub_id: str | None, detail: str) -> None:
         now = time.monotonic()
+        if self._malformed is None:
+            self._malformed = deque()
         self._malformed.append(now)
         while self._malformed and self._malformed[0] < now - MALFORMED_WINDOW:
             self._malformed.popleft()
@@ -421,7 +470,7 @@ class StreamSession:
             id=sub_id,
             connection=connection,
             operation_id=op.id,
-            accepts=stream_filter.accepts,
+            accepts=None if stream_filter.is_empty() else stream_filter.accepts,
             last_seq=since if replay and since is not None else delivered,
             replaying=replay,
         )
