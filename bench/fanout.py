@@ -60,7 +60,11 @@ class PhaseResult:
     alerts: int = 0  # accepted by the server
     failed: int = 0  # publishes the server refused or that broke
     expected: int = 0  # alerts x subscribers connected
-    delivered: int = 0
+    delivered: int = 0  # of accepted alerts, each at most once per connection
+    duplicates: int = 0  # an event delivered again to a connection that had it
+    out_of_order: int = 0  # relay: an event delivered after a higher seq
+    unaccepted_alerts: int = 0  # delivered, though the publisher did not see them accepted
+    unaccepted_deliveries: int = 0
     seconds: float = 0.0  # first publish to last delivery
     per_second: float = 0.0
     p50_ms: float = math.nan
@@ -150,8 +154,10 @@ async def run_phase(
 ) -> PhaseResult:
     cpu_server, cpu_clients = cpu_seconds(server.pid), sum(map(cpu_seconds, pool.pids))
     began_wall, answered = time.time(), len(publisher.answered)
+    accepted_before = set(publisher.accepted)
     publish_limit = (alerts / rate if rate else 0) + args.drain
     accepted, failed = await publish(publisher, phase, alerts, rate, publish_limit)
+    accepted_serials = publisher.accepted - accepted_before
     expected = accepted * subscribers
     await drain(pool, phase, expected, limit=args.drain, quiet=args.quiet)
     cpu_server = cpu_seconds(server.pid) - cpu_server
@@ -159,11 +165,17 @@ async def run_phase(
     stats = await pool.stats(phase)
     answers = sorted(publisher.answered[answered:])
     seconds = max(stats["last"] - began_wall, 1e-3) if stats["count"] else 0.0
+    by_serial: dict[int, int] = stats["by_serial"]
+    unaccepted = {serial: n for serial, n in by_serial.items() if serial not in accepted_serials}
     return PhaseResult(
         alerts=accepted,
         failed=failed,
         expected=expected,
-        delivered=stats["count"],
+        delivered=stats["count"] - sum(unaccepted.values()),
+        duplicates=stats["duplicates"],
+        out_of_order=stats["out_of_order"],
+        unaccepted_alerts=len(unaccepted),
+        unaccepted_deliveries=sum(unaccepted.values()),
         seconds=seconds,
         per_second=stats["count"] / seconds if seconds else 0.0,
         p50_ms=percentile_ms(stats["buckets"], 0.50),
@@ -312,7 +324,10 @@ async def measure(name: str, subscribers: int, args: argparse.Namespace, payload
 
 def _brief(result: PhaseResult) -> str:
     return (
-        f"{result.delivered:,}/{result.expected:,} delivered, {result.per_second:,.0f}/s, "
+        f"{result.delivered:,}/{result.expected:,} delivered "
+        f"({result.duplicates:,} duplicates, {result.out_of_order:,} out of order, "
+        f"{result.unaccepted_deliveries:,} of {result.unaccepted_alerts} alerts not seen accepted), "
+        f"{result.per_second:,.0f}/s, "
         f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms "
         f"(publish answered p50 {result.answer_p50_ms:.1f}, p99 {result.answer_p99_ms:.1f} ms), "
         f"server CPU {result.server_cpu:.2f}, clients CPU {result.client_cpu:.2f}"

@@ -3,9 +3,17 @@ process, kept lean so that the clients cost little CPU next to the server on a s
 machine. Each connection is a sans-I/O ``websockets`` ClientProtocol driven by a bare
 asyncio Protocol on uvloop: no task and no stream reader per connection.
 
-Every alert carries ``bench-ts:<phase>:<unix time it was due>`` (in the relay's
+Every alert carries ``bench-ts:<phase>:<unix time it was due>:<serial>`` (in the relay's
 ``reference`` field, verbatim in the peers' payloads); a connection finds it with one
 bytes search, without parsing the JSON, and files the latency under that phase.
+
+Each connection also checks what it receives. An event is identified by its ``seq`` on
+the relay (the peers repeat one payload, so there by the publisher's serial number): a
+second delivery of one to the same connection is a *duplicate* and does not count as
+delivered; on the relay, one that arrives after a higher ``seq`` is also counted as *out
+of order*. Deliveries are counted per serial, so the parent can tell alerts the
+publisher saw accepted from alerts the server committed although the publisher did not
+hear so (answered too late, cancelled at the phase's time limit, or refused).
 
 The parent (bench/fanout_pool.py) drives a process through a pipe: ``open``
 connections, ``counts`` (cheap, polled while a phase drains), ``stats`` (with latency
@@ -63,10 +71,33 @@ def percentile_ms(buckets: list[int], q: float) -> float:
 
 @dataclass(slots=True)
 class PhaseStats:
-    count: int = 0
+    count: int = 0  # deliveries, less duplicates and out-of-order ones
     first: float = 0.0
     last: float = 0.0
     buckets: list[int] = field(default_factory=lambda: [0] * BUCKETS)
+    duplicates: int = 0  # an event this connection had already received
+    out_of_order: int = 0  # relay: an event below one this connection had received
+    by_serial: Counter[int] = field(default_factory=Counter)
+
+
+@dataclass(slots=True)
+class Seen:
+    """What one connection has received: a bitmap of event ids, and the highest."""
+
+    ids: bytearray = field(default_factory=bytearray)
+    highest: int = -1
+
+    def first_time(self, ident: int) -> bool:
+        ids = self.ids
+        if ident >= len(ids):
+            ids.extend(bytes(max(ident + 1 - len(ids), 256)))
+        elif ids[ident]:
+            return False
+        ids[ident] = 1
+        return True
+
+
+SEQ = b'"seq":'
 
 
 @dataclass(slots=True)
@@ -78,20 +109,34 @@ class Recorder:
     ready: int = 0
     lost: int = 0
 
-    def record(self, data: bytes, now: float) -> bool:
+    def record(self, data: bytes, now: float, seen: Seen, by_seq: bool) -> bool:
         start = data.find(MARKER)
         if start < 0:
             return False
         start += len(MARKER)
         colon = data.find(b":", start)
-        end = data.find(b'"', colon)
+        second = data.find(b":", colon + 1)
+        end = data.find(b'"', second)
         phase = int(data[start:colon])
+        serial = int(data[second + 1 : end])
         stats = self.phases.get(phase)
         if stats is None:
             stats = self.phases[phase] = PhaseStats(first=now)
+        ident = serial
+        if by_seq:  # the relay's frame: the event's own seq comes first in it
+            at = data.find(SEQ) + len(SEQ)
+            ident = int(data[at : data.find(b",", at)])
+        if not seen.first_time(ident):
+            stats.duplicates += 1
+            return True
+        if ident < seen.highest:  # still a delivery, but against the contract's order
+            stats.out_of_order += 1
+        else:
+            seen.highest = ident
         stats.count += 1
         stats.last = now
-        stats.buckets[bucket_of(now - float(data[colon + 1 : end]))] += 1
+        stats.by_serial[serial] += 1
+        stats.buckets[bucket_of(now - float(data[colon + 1 : second]))] += 1
         return True
 
 
@@ -114,6 +159,7 @@ class Subscriber(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.protocol = ClientProtocol(parse_uri(url), max_size=2**20)
         self._parts: list[bytes] = []
+        self.seen = Seen()
 
     # --- transport events --------------------------------------------------------------
 
@@ -191,7 +237,7 @@ class Subscriber(asyncio.Protocol):
             if self._parts:
                 data = b"".join((*self._parts, data))
                 self._parts = []
-            if self.subscribed and self.recorder.record(data, now):
+            if self.subscribed and self.recorder.record(data, now, self.seen, self.kind == "relay"):
                 return
             self._on_control(data)
 
@@ -302,6 +348,9 @@ class Process:
             "open": sum(1 for s in self.subscribers if s.subscribed and not _closed(s)),
             "lost": self.recorder.lost,
             "closes": dict(self.recorder.closes),
+            "duplicates": stats.duplicates if stats else 0,
+            "out_of_order": stats.out_of_order if stats else 0,
+            "by_serial": dict(stats.by_serial) if stats else {},
         }
 
     def close_all(self) -> None:

@@ -102,11 +102,13 @@ class SubscriberPool:
         answers = await self._ask([("stats", phase)] * len(self.pipes), 60)
         buckets = [0] * BUCKETS
         closes: Counter[int] = Counter()
+        by_serial: Counter[int] = Counter()
         for answer in answers:
             for index, count in enumerate(answer["buckets"]):
                 if count:
                     buckets[index] += count
             closes.update(answer["closes"])
+            by_serial.update(answer["by_serial"])
         firsts = [a["first"] for a in answers if a["count"]]
         return {
             "count": sum(a["count"] for a in answers),
@@ -116,6 +118,9 @@ class SubscriberPool:
             "open": sum(a["open"] for a in answers),
             "lost": sum(a["lost"] for a in answers),
             "closes": dict(closes),
+            "duplicates": sum(a["duplicates"] for a in answers),
+            "out_of_order": sum(a["out_of_order"] for a in answers),
+            "by_serial": dict(by_serial),
         }
 
     def close(self) -> None:

@@ -41,17 +41,22 @@ def _ratio(a: float, b: float) -> str:
 def _row(run: Run) -> str:
     if run.error:
         return f"| {LABELS[run.server]} | {run.subscribers:,} | failed: {run.error[:120]} |" + (
-            " |" * 14
+            " |" * 15
         )
     burst, steady = run.burst, run.steady
     closes = ", ".join(f"{n}x{code}" for code, n in sorted(run.closes.items())) or "0"
+    checks = (
+        f"{burst.duplicates + steady.duplicates:,} / {burst.out_of_order + steady.out_of_order:,}"
+        f" / {burst.unaccepted_deliveries + steady.unaccepted_deliveries:,}"
+        f" ({burst.unaccepted_alerts + steady.unaccepted_alerts})"
+    )
     return (
         f"| {LABELS[run.server]} | {run.subscribers:,} | {run.ready:,} | "
         f"{_num(run.idle_kib_per_connection, 1)} | {_num(run.idle_kib_marginal, 1)} | {burst.alerts} | {_num(burst.per_second)} | "
         f"{_share(burst.delivered, burst.expected)} | {burst.server_cpu:.2f} / {burst.client_cpu:.2f} | "
         f"{run.steady_rate:g} | {_num(steady.per_second)} | {_share(steady.delivered, steady.expected)} | "
         f"{_num(steady.p50_ms, 1)} | {_num(steady.p99_ms, 1)} | "
-        f"{_num(steady.answer_p50_ms, 1)} / {_num(steady.answer_p99_ms, 1)} | {closes} |"
+        f"{_num(steady.answer_p50_ms, 1)} / {_num(steady.answer_p99_ms, 1)} | {checks} | {closes} |"
     )
 
 
@@ -144,7 +149,12 @@ started fresh for every row, one process each:
   participating administrations) and subscribe to the operation; a publisher with another
   key POSTs alerts over HTTP (8 keep-alive connections). Each alert is validated and
   committed durably (`synchronous=FULL`) before it fans out, so its latency includes HTTP
-  and the commit.
+  and the commit. Fan-out encodes each event once per subscription id, checks visibility
+  once per administration, queues the frame in each connection's bounded outbox, then
+  writes the outboxes straight to their transports, 500 connections per turn of the event
+  loop (no task per connection; the frames one commit queued for a connection leave in
+  one write). With 8 POSTs in flight, the burst rate is bounded by how fast HTTP answers
+  as much as by fan-out.
 - **websockets `broadcast()`** (`bench/peers/raw_ws.py`, websockets 17 on uvloop, no
   compression): a token check, a subscriber set, and each frame from a publisher
   connection broadcast byte for byte. No persistence, no per-connection queue.
@@ -171,11 +181,17 @@ the clients are. **Steady**: {args.rate:g} alerts/s for {args.duration:g} s, ope
 latency from when each alert was due to its delivery. Deliveries still missing
 {args.quiet:g} s after the last one arrived (at most {args.drain:g} s after publishing)
 count as not delivered; "closed" counts connections the server closed (4008: too slow).
+Every connection checks what it receives (by `seq` on the relay, by the publisher's serial
+number on the peers): **dup / disorder / unaccepted** counts, over both phases, events a
+connection received a second time, events received after a higher `seq`, and deliveries
+of alerts the publisher never saw accepted (in brackets: how many such alerts; a POST
+still unanswered when the phase's time ran out is one). Duplicates and unaccepted
+deliveries do not count as delivered, so "delivered" never passes 100 %.
 "201 p50 / p99" is the relay's answer to the publishing POST alone (HTTP and the durable
 commit), the part of its latency the peers do not pay.
 
-| server | subscribers | subscribed | idle KiB/conn | marginal KiB/conn | burst alerts | burst deliveries/s | burst delivered | burst CPU server / clients | steady alerts/s | steady deliveries/s | steady delivered | p50 ms | p99 ms | 201 p50 / p99 ms | closed |
-| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |
+| server | subscribers | subscribed | idle KiB/conn | marginal KiB/conn | burst alerts | burst deliveries/s | burst delivered | burst CPU server / clients | steady alerts/s | steady deliveries/s | steady delivered | p50 ms | p99 ms | 201 p50 / p99 ms | dup / disorder / unaccepted | closed |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |
 {chr(10).join(_row(run) for run in runs)}
 
 Relay relative to the others (rates: higher is better; p99 and memory: lower is better):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import secrets
 import signal
@@ -40,9 +41,10 @@ MARKER = "bench-ts:"
 SERVERS = ("relay", "raw", "socketio")
 
 
-def marker(phase: int, at: float) -> str:
-    """What every alert carries: its phase and the wall-clock time it was due."""
-    return f"{MARKER}{phase}:{at:.6f}"
+def marker(phase: int, at: float, serial: int = 0) -> str:
+    """What every alert carries: its phase, the wall-clock time it was due and its serial
+    number (per publisher), by which deliveries are matched to what was published."""
+    return f"{MARKER}{phase}:{at:.6f}:{serial}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +90,7 @@ class Payload:
 class Publisher(Protocol):
     refusals: Counter[str]
     answered: list[float]  # seconds from sending an alert to the server's answer (HTTP only)
+    accepted: set[int]  # serials the server accepted (201, or a websocket frame sent)
 
     async def publish(self, phase: int, due: float | None = None) -> bool:
         """Send one alert; ``due`` is its timestamp (now if None). True if accepted."""
@@ -127,6 +130,8 @@ class HttpPublisher:
         self.opened: list[asyncio.StreamWriter] = []
         self.refusals: Counter[str] = Counter()  # what answered other than 201
         self.answered: list[float] = []
+        self.accepted: set[int] = set()
+        self._serials = itertools.count(1)
 
     async def start(self) -> None:
         for _ in range(self.connections):
@@ -163,13 +168,14 @@ class HttpPublisher:
         return int(status_line.split()[1])
 
     async def publish(self, phase: int, due: float | None = None) -> bool:
+        serial = next(self._serials)
         reader, writer = await self.pool.get()
         status: int | None = None
         try:
             if reader.at_eof():  # the server closed it while idle (keep-alive timeout)
                 writer.close()
                 reader, writer = await self._connect()
-            body = self.body.event(marker(phase, time.time() if due is None else due))
+            body = self.body.event(marker(phase, time.time() if due is None else due, serial))
             request = self._request(body.encode())
             sent = time.perf_counter()
             status = await self._exchange(reader, writer, request)
@@ -185,7 +191,9 @@ class HttpPublisher:
         self.pool.put_nowait((reader, writer))
         if status != 201:
             self.refusals[str(status)] += 1
-        return status == 201
+            return False
+        self.accepted.add(serial)
+        return True
 
     async def close(self) -> None:
         for writer in self.opened:
@@ -200,6 +208,8 @@ class WebSocketPublisher:
         self.connection: ClientConnection | None = None
         self.refusals: Counter[str] = Counter()
         self.answered: list[float] = []  # a websocket send has no answer
+        self.accepted: set[int] = set()
+        self._serials = itertools.count(1)
         self._reader: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -226,19 +236,21 @@ class WebSocketPublisher:
                 if message == "2":
                     await connection.send("3")
 
-    def frame(self, phase: int, due: float | None) -> str:
-        event = self.payload.event(marker(phase, time.time() if due is None else due))
+    def frame(self, phase: int, due: float | None, serial: int) -> str:
+        event = self.payload.event(marker(phase, time.time() if due is None else due, serial))
         if self.server.name == "raw":
             return '{"type":"event","sub":"s1","event":' + event + "}"
         return '42["publish",' + event + "]"
 
     async def publish(self, phase: int, due: float | None = None) -> bool:
         assert self.connection is not None
+        serial = next(self._serials)
         try:
-            await self.connection.send(self.frame(phase, due))
+            await self.connection.send(self.frame(phase, due, serial))
         except Exception as exc:
             self.refusals[type(exc).__name__] += 1
             return False
+        self.accepted.add(serial)
         return True
 
     async def close(self) -> None:
