@@ -46,7 +46,10 @@ class Cursor:
             raise _invalid() from None
 
     def integer(self, name: str) -> int:
-        return int(self._get(name, int))
+        value = int(self._get(name, int))
+        if not -(2**63) <= value < 2**63:  # what the stores' 64-bit integers hold
+            raise _invalid()
+        return value
 
 
 def encode_cursor(fields: dict[str, Any]) -> str:
