@@ -32,6 +32,19 @@ def migrate() -> None:
 
 
 @cli.command()
+def rollup() -> None:
+    """Recount the statistics kept added up (stat_rollup) from the stored alerts.
+
+    Every write keeps them exact; this repairs them after a restore or a bulk load that
+    bypassed the server. Safe while servers run: writes wait while it works."""
+    from app.services.rollup import rebuild_store
+
+    settings = Settings()
+    rows = asyncio.run(rebuild_store(settings.database_url))
+    typer.echo(f"statistics recounted: {rows:,} rows")
+
+
+@cli.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind (RELAY_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (RELAY_PORT)")] = None,

@@ -281,7 +281,7 @@ GIN and sorts them), a `q` page is first looked for among the next 1,000 alerts 
 order, and the share of them that matched picks the read if they do not fill it.
 Stats: read from `stat_rollup`, the figures every write keeps added up in its own
 transaction per operation, dimension, group and audience slice (docs/statistics.md): a
-stats request reads a few hundred rows, however many alerts there are.
+stats request reads rows per group and audience slice, however many alerts there are.
 
 Limits. Filters that almost nothing passes (the "few or none" rows) read the operation's whole
 list index before they know the page is short.

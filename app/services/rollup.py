@@ -5,7 +5,8 @@ every change adds its alerts' contribution to ``stat_rollup`` in its own transac
 batch of new alerts once it is inserted, an amendment or withdrawal by retracting the
 alert's figures before the change and adding them again after. One SQL statement states
 what an alert contributes, and the same statement rebuilds the whole table from scratch
-(migration 0003, the benchmark's bulk seeding, ``relay rollup``), so the two cannot drift.
+(migration 0003, the benchmark's bulk seeding, ``relay rollup``), so the two cannot
+disagree about what an alert contributes.
 
 Each alert contributes, per dimension, one row per group it falls in (an alert with two
 commodities falls in two), once for itself (``viewer_id`` 0) and once more for each
@@ -19,11 +20,11 @@ from __future__ import annotations
 
 import functools
 
-from sqlalchemy import TextClause, delete, text
+from sqlalchemy import TextClause, delete, func, select, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, create_async_engine
 
-from app.models import StatRollup
+from app.models import EventCounter, StatRollup
 
 DIMENSIONS = (
     "total",
@@ -174,3 +175,21 @@ def rebuild(connection: Connection) -> None:
 
 async def rebuild_async(connection: AsyncConnection) -> None:
     await connection.run_sync(rebuild)
+
+
+async def rebuild_store(database_url: str) -> int:
+    """Rebuild the table of a store that servers may be writing to (``relay rollup``):
+    under the write lock every write takes (see app/committer.py), so no batch lands
+    between the recount and its commit. Returns the number of rows written."""
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                counter = select(EventCounter.last_seq).where(EventCounter.id == 1)
+                await connection.execute(counter.with_for_update())
+            # On SQLite the DELETE that starts the rebuild takes the database's write lock.
+            await rebuild_async(connection)
+            count = select(func.count()).select_from(StatRollup)
+            return int((await connection.execute(count)).scalar_one())
+    finally:
+        await engine.dispose()

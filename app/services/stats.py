@@ -107,7 +107,7 @@ async def operation_stats(
     each of their groups, and a commodity group sums only that commodity's items.
 
     Read from ``stat_rollup`` (kept by app/services/rollup.py in each write's transaction):
-    a few hundred rows at most, whatever the number of alerts."""
+    rows per group and audience slice, however many alerts there are."""
     assert caller.administration_id is not None
     op, reach = await open_operation_for_reading(session, caller=caller, code=operation_code)
     visible = [StatRollup.operation_id == op.id, reach.rollup_clause(op.id)]

@@ -1,8 +1,8 @@
 """statistics kept added up: stat_rollup
 
 The open alerts' figures per operation, dimension, group and audience, written in each
-change's transaction (app/services/rollup.py), so that statistics read a few hundred
-rows instead of counting every alert. Filled here from the alerts already stored, by
+change's transaction (app/services/rollup.py), so that statistics read rows per group
+instead of counting every alert. Filled here from the alerts already stored, by
 the same statement that keeps it up to date.
 
 Revision ID: 0003

@@ -654,3 +654,42 @@ async def test_a_removed_participant_lists_only_its_own_alerts(world: World) -> 
         "others-wide",
         "own",
     ]
+
+
+# PostgreSQL reads a full-text page from a sample of the sort order first (search.py); these
+# settings make the sample fill pages, cover everything, or fall back to the GIN index.
+SAMPLED_READS = {"page-from-sample": (2, 0), "sample-holds-all": (10**9, 0), "gin": (1, 10**9)}
+
+
+@pytest.mark.parametrize("read", SAMPLED_READS)
+@pytest.mark.parametrize("sort", list(SORTS))
+async def test_full_text_pages_follow_every_sort_however_they_are_sampled(
+    world: World, monkeypatch: pytest.MonkeyPatch, read: str, sort: str
+) -> None:
+    code = await world.operation(participants=["KR-KCS"])
+    # Seven alerts name the word, two at the same instant; two others do not.
+    times = ["10:00", "11:00", "11:00", "09:00", "12:00", "08:00", "13:00", "10:30", "07:00"]
+    for number, at in enumerate(times):
+        summary = "amphora parcel" if number < 7 else "plain parcel"
+        body = seizure(occurred_at=f"2020-06-17T{at}:00Z", summary=summary)
+        await world.report("KR-KCS", code, body, f"{code}-{number}")
+    sample, in_order = SAMPLED_READS[read]
+    monkeypatch.setattr(search, "FULLTEXT_SAMPLE", sample)
+    monkeypatch.setattr(search, "FULLTEXT_IN_ORDER", in_order)
+    every = await world.listed({"sort": sort, "limit": 500}, operation=code)
+    expected = [name for name in every if int(name.rsplit("-", 1)[1]) < 7]
+
+    for limit in ("1", "2"):
+        names, cursor = [], None
+        while True:
+            params = {"q": "amphora", "sort": sort, "limit": limit}
+            if cursor:
+                params["cursor"] = cursor
+            response = await world.api.client.get(
+                f"/v1/operations/{code}/alerts", params=params, headers=world.keys["RILO-AP"]
+            )
+            assert response.status_code == 200, response.text
+            names += world.names(response.json()["items"])
+            if (cursor := response.json()["next_cursor"]) is None:
+                break
+        assert names == expected, (limit, names)

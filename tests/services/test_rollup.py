@@ -13,7 +13,7 @@ import random
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.committer import WriteTx
@@ -128,3 +128,22 @@ async def test_figures_kept_by_each_write_equal_the_figures_rebuilt_from_the_ale
     # Every dimension and both kinds of viewer row were exercised.
     assert {key[1] for key in kept} == set(rollup.DIMENSIONS)
     assert any(key[2] != 0 for key in kept)
+
+
+async def test_relay_rollup_recounts_figures_that_went_wrong(api: Api) -> None:
+    keys = await api.ice_break()
+    await api.report(keys["KR-KCS"], "ICEBREAK-II", seizure())
+    url = "/v1/operations/ICEBREAK-II/stats?by=transport_mode"
+    right = (await api.client.get(url, headers=keys["RILO-AP/analyst"])).json()
+
+    async def corrupt(tx: WriteTx) -> None:  # as a bulk load that bypassed the server would
+        await tx.session.execute(update(StatRollup).values(mass_kg=StatRollup.mass_kg + 1000))
+
+    await api.runtime.committer.run(corrupt)
+    wrong = (await api.client.get(url, headers=keys["RILO-AP/analyst"])).json()
+    assert wrong["total"]["mass_kg"] == pytest.approx(right["total"]["mass_kg"] + 1000)
+
+    rows = await rollup.rebuild_store(api.runtime.settings.database_url)
+
+    assert rows > 0
+    assert (await api.client.get(url, headers=keys["RILO-AP/analyst"])).json() == right
