@@ -29,13 +29,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.errors import AppError, Conflict, ServiceUnavailable, is_unavailable
-from app.models import Alert, Base, Event, EventCounter
+from app.models import Base, Event, EventCounter
 from app.realtime.events import AlertFacts, Batch, LiveEvent
-from app.services import rollup
 
 log = logging.getLogger("relay.committer")
 
 T = TypeVar("T")
+
+
+InsertHook = Callable[[AsyncSession, list[dict[str, Any]]], Awaitable[None]]
 
 
 @dataclass(slots=True)
@@ -54,6 +56,9 @@ class WriteTx:
     events: list[LiveEvent] = field(default_factory=list)
     staged: list[tuple[Table, dict[str, Any]]] = field(default_factory=list)
     memo: dict[Any, Any] = field(default_factory=dict)
+    # Run after each bulk insert of a table's staged rows, in the same transaction: what
+    # is derived from them (the statistics from new alerts) is written with them.
+    after_insert: dict[Table, InsertHook] = field(default_factory=dict)
 
     def next_seq(self) -> int:
         self.last_seq += 1
@@ -88,17 +93,15 @@ class WriteTx:
             rows = by_table.get(table)
             if rows:
                 await self.session.execute(insert(table), rows)
-        created = by_table.get(_ALERT)
-        if created:  # staged in seq order, each with its children
-            await rollup.add_created(
-                self.session, first_seq=created[0]["seq"], last_seq=created[-1]["seq"]
-            )
+        for table, hook in self.after_insert.items():
+            inserted = by_table.get(table)
+            if inserted:
+                await hook(self.session, inserted)
 
 
 Job = Callable[[WriteTx], Awaitable[T]]
 
 _INSERT_ORDER: list[Table] = list(Base.metadata.sorted_tables)
-_ALERT: Table = Alert.__table__  # type: ignore[assignment]
 
 
 @dataclass(slots=True)

@@ -119,6 +119,7 @@ async def _report(
     )
     document = _apply_body(alert, body)
     tx.stage(ALERT, {column.key: getattr(alert, column.key) for column in ALERT.columns})
+    tx.after_insert[ALERT] = rollup.add_inserted  # the statistics, with the alerts
     _stage_children(tx, alert.id, body, recipients)
     rendered = render(
         alert, operation=op.code, reported_by=caller.administration, acks=[], document=document

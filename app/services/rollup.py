@@ -19,6 +19,7 @@ may count. Dimensions: ``total`` (one group; ``by=reported_by`` reads it by repo
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 from sqlalchemy import TextClause, delete, func, select, text
 from sqlalchemy.engine import Connection
@@ -149,6 +150,12 @@ async def add_created(session: AsyncSession, *, first_seq: int, last_seq: int) -
         _compiled(dialect, "seq BETWEEN :first AND :last"),
         {"first": first_seq, "last": last_seq},
     )
+
+
+async def add_inserted(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """A ``WriteTx.after_insert`` hook for ``alert``: add the alerts just inserted."""
+    seqs = [row["seq"] for row in rows]
+    await add_created(session, first_seq=min(seqs), last_seq=max(seqs))
 
 
 async def add(session: AsyncSession, *, alert_id: str) -> None:
