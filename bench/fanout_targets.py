@@ -16,7 +16,6 @@ import contextlib
 import itertools
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -32,9 +31,10 @@ import httpx
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
 
+from bench import loadgen
 from bench.fanout_proc import pid_listening
 from bench.ingest import BODY, set_up
-from bench.server import free_port, fresh_store, relay_server
+from bench.server import free_port, fresh_store, relay_server, stop_group
 
 ROOT = Path(__file__).resolve().parent.parent
 MARKER = "bench-ts:"
@@ -150,23 +150,6 @@ class HttpPublisher:
         )
         return head.encode() + body
 
-    @staticmethod
-    async def _exchange(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
-    ) -> int | None:
-        """The response's status; None if the server had closed the connection."""
-        writer.write(request)
-        status_line = await reader.readline()
-        if not status_line:
-            return None
-        length = 0
-        while (line := await reader.readline()) not in (b"\r\n", b""):
-            name, _, value = line.partition(b":")
-            if name.lower() == b"content-length":
-                length = int(value)
-        await reader.readexactly(length)
-        return int(status_line.split()[1])
-
     async def publish(self, phase: int, due: float | None = None) -> bool:
         serial = next(self._serials)
         reader, writer = await self.pool.get()
@@ -178,11 +161,11 @@ class HttpPublisher:
             body = self.body.event(marker(phase, time.time() if due is None else due, serial))
             request = self._request(body.encode())
             sent = time.perf_counter()
-            status = await self._exchange(reader, writer, request)
+            status = await loadgen.exchange(reader, writer, request)
             if status is None:  # closed before it read the request: send it again
                 writer.close()
                 reader, writer = await self._connect()
-                status = await self._exchange(reader, writer, request)
+                status = await loadgen.exchange(reader, writer, request)
             self.answered.append(time.perf_counter() - sent)
         except (OSError, ValueError, IndexError, asyncio.IncompleteReadError) as exc:
             self.refusals[type(exc).__name__] += 1
@@ -335,14 +318,7 @@ def _peer_process(module: str, port: int, tokens: Path) -> Iterator[int]:
                 time.sleep(0.1)
             yield process.pid
         finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            stop_group(process)
 
 
 def _accepts(port: int) -> bool:

@@ -26,18 +26,30 @@ def build_request(host: str, port: int, path: str, body: bytes, headers: dict[st
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-async def _exchange(
+async def exchange(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
-) -> int:
+) -> int | None:
+    """Send one request on a keep-alive connection and read its whole response; the
+    status, or None if the server had closed the connection."""
     writer.write(request)
     status_line = await reader.readline()
-    status = int(status_line.split()[1])
+    if not status_line:
+        return None
     length = 0
     while (line := await reader.readline()) not in (b"\r\n", b""):
         name, _, value = line.partition(b":")
         if name.lower() == b"content-length":
             length = int(value)
     await reader.readexactly(length)
+    return int(status_line.split()[1])
+
+
+async def _answered(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> int:
+    status = await exchange(reader, writer, request)
+    if status is None:
+        raise ConnectionError("the server closed a keep-alive connection")
     return status
 
 
@@ -53,7 +65,7 @@ async def closed_loop(
         request = requests[i % len(requests)]
         while time.perf_counter() < stop:
             started = time.perf_counter()
-            status = await _exchange(reader, writer, request)
+            status = await _answered(reader, writer, request)
             result.latencies.append(time.perf_counter() - started)
             result.statuses[status] = result.statuses.get(status, 0) + 1
         writer.close()
@@ -88,7 +100,7 @@ async def open_loop(
         reader, writer = await asyncio.open_connection(host, port)
         request = requests[i % len(requests)]
         while (at := await due.get()) is not None:
-            status = await _exchange(reader, writer, request)
+            status = await _answered(reader, writer, request)
             result.latencies.append(time.perf_counter() - at)
             result.statuses[status] = result.statuses.get(status, 0) + 1
         writer.close()
