@@ -38,7 +38,7 @@ from app.services import audit, events, idempotency, rollup
 from app.services.audit import AuditSink
 from app.services.idempotency import IdempotencyKey, InFlight, StoredResponse
 from app.services.keys import Caller
-from app.services.operations import load_operation
+from app.services.operations import load_operation, reach_in
 from app.services.rendering import render, render_many
 from app.services.visibility import reach_of
 
@@ -145,10 +145,10 @@ async def _operation_open_for_reports(tx: WriteTx, *, caller: Caller, code: str)
     op: Operation | None = tx.memo.get(("operation", code))
     if op is None:
         op = tx.memo[("operation", code)] = await load_operation(tx.session, code=code)
-    mine = caller.administration_id
-    current = {p.administration_id for p in op.participations if p.removed_at is None}
-    if mine != op.coordinator_id and mine not in current:
-        if any(p.administration_id == mine for p in op.participations):
+    assert caller.administration_id is not None
+    reach = reach_in(op, caller.administration_id)
+    if not reach.may_report(op.id):
+        if reach.may_open(op.id):  # a former participant
             raise Forbidden(f"{caller.administration} no longer takes part in {code}")
         raise NotFound(f"No operation {code}")
     if op.closed_at is not None:

@@ -76,11 +76,26 @@ async def load_operation(session: AsyncSession, *, code: str) -> Operation:
     return op
 
 
+def reach_in(op: Operation, administration_id: int) -> Reach:
+    """An administration's standing in an operation already loaded with its participations."""
+    mine = next((p for p in op.participations if p.administration_id == administration_id), None)
+    return Reach.within(
+        administration_id,
+        operation_id=op.id,
+        coordinates=op.coordinator_id == administration_id,
+        joined=mine is not None,
+        left=mine is not None and mine.removed_at is not None,
+    )
+
+
 async def open_operation(session: AsyncSession, *, caller: Caller, code: str) -> Operation:
     """The operation if ``caller`` may read it: admins all, others only their own (else 404)."""
+    op = await load_operation(session, code=code)
     if caller.is_admin:
-        return await load_operation(session, code=code)
-    op, _ = await open_operation_with_reach(session, caller=caller, code=code)
+        return op
+    assert caller.administration_id is not None
+    if not reach_in(op, caller.administration_id).may_open(op.id):
+        raise NotFound(f"No operation {code}")
     return op
 
 
