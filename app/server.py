@@ -9,6 +9,12 @@ The websocket protocol class below is uvicorn's sans-I/O one with two difference
   per message. Fan-out to thousands of connections spends most of its time there
   (docs/benchmarks.md). The wire reports when the transport pushes back, so the
   application's bounded queues still decide who is too slow.
+- It lets the application *hand the connection off* (the ASGI extension
+  ``relay.handoff``): from then on each message and the disconnect are passed to a
+  handler as they arrive, and the application's coroutine may return without the
+  connection being closed. An idle subscriber then keeps no task, no coroutine stack
+  through the framework and no ASGI scope, only its protocol, wire and handler: what
+  makes thousands of open connections cheap (docs/benchmarks.md).
 
 It is named by import string, so every worker process loads it too.
 """
@@ -16,18 +22,37 @@ It is named by import string, so every worker process loads it too.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import uvicorn
 from uvicorn._types import ASGIReceiveEvent, ASGISendEvent
+from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State
 
 GOING_AWAY = 1001
+INVALID_DATA = 1007
 MAX_FRAME_BYTES = 64 * 1024
 WIRE_EXTENSION = "relay.wire"
+HANDOFF_EXTENSION = "relay.handoff"
 OPEN = State.OPEN
+
+log = logging.getLogger("uvicorn.error")
+
+
+class Handler(Protocol):
+    """Takes a handed-off connection's messages as they arrive (see ``relay.handoff``)."""
+
+    def received(self, text: str | None) -> None:
+        """A whole message: its text, or None for a binary one."""
+        ...
+
+    def disconnected(self, code: int) -> None:
+        """The connection is over (called once); nothing more arrives."""
+        ...
+
 
 _SHORT_HEADERS = [bytes((0x81, n)) for n in range(126)]  # FIN + text, unmasked (server)
 
@@ -84,18 +109,42 @@ class TransportWire:
         if self._callback is not None:
             self._callback()
 
+    def close(self, code: int, reason: str) -> None:
+        """Start the closing handshake, as an ASGI ``websocket.close`` would."""
+        self._protocol.close(code, reason)
+
 
 class Inbox:
     """What uvicorn's protocol asks of its queue of received messages (one reader), without
-    the three deques of an ``asyncio.Queue``: 2 KiB less per open websocket."""
+    the three deques of an ``asyncio.Queue``: 2 KiB less per open websocket.
 
-    __slots__ = ("_items", "_waiter")
+    Once the connection is handed off, it queues nothing: it passes each message to the
+    handler, and the first disconnect (uvicorn may report one more as the transport goes).
+    """
+
+    __slots__ = ("_items", "_waiter", "handler")
 
     def __init__(self) -> None:
         self._items: list[ASGIReceiveEvent] = []
         self._waiter: asyncio.Future[None] | None = None
+        self.handler: Handler | None = None
+
+    def hand_off(self, handler: Handler) -> None:
+        """Pass what is queued, then every later message, to ``handler``."""
+        items, self._items = self._items, []
+        self.handler = handler
+        for item in items:
+            self.put_nowait(item)
 
     def put_nowait(self, item: ASGIReceiveEvent) -> None:
+        handler = self.handler
+        if handler is not None:
+            if item["type"] == "websocket.receive":
+                handler.received(item.get("text"))
+            elif item["type"] == "websocket.disconnect":
+                self.handler = _GONE
+                handler.disconnected(item.get("code", 1005))
+            return
         self._items.append(item)
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
@@ -147,19 +196,106 @@ class Flag:
         return True
 
 
+class _Gone:
+    """The handler of a connection that is over: whatever still arrives is dropped."""
+
+    __slots__ = ()
+
+    def received(self, text: str | None) -> None:
+        pass
+
+    def disconnected(self, code: int) -> None:
+        pass
+
+
+_GONE = _Gone()
+
+
 class GoingAwayWebSocketProtocol(WebSocketsSansIOProtocol):
     wire: TransportWire | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.queue = Inbox()  # type: ignore[assignment]
+        self.inbox = Inbox()
+        self.queue = self.inbox  # type: ignore[assignment]
         self.writable = Flag()  # type: ignore[assignment]
 
     async def run_asgi(self) -> None:
+        # uvicorn's, but for the extensions and a connection the application handed off,
+        # which stays open when the application returns.
         self.wire = TransportWire(self)
         extensions: dict[str, object] = self.scope["extensions"]  # type: ignore[assignment]
         extensions[WIRE_EXTENSION] = self.wire
-        await super().run_asgi()
+        extensions[HANDOFF_EXTENSION] = self.hand_off
+        handed_off = False
+        try:
+            result = await self.app(self.scope, self.receive, self.send)
+        except ClientDisconnected:
+            pass
+        except BaseException:
+            log.exception("Exception in ASGI application\n")
+            self.send_500_response()
+        else:
+            if not self.handshake_complete:
+                log.error("ASGI callable returned without completing handshake.")
+                self.send_500_response()
+            elif result is not None:
+                log.error("ASGI callable should return None, but returned '%s'.", result)
+            handed_off = self.inbox.handler is not None
+        if handed_off:
+            # The scope (headers, state, these extensions) is not read again.
+            self.scope = _HANDED_OFF_SCOPE
+            return
+        if self.close_timer is None:
+            self.transport.close()
+
+    def hand_off(self, handler: Handler) -> Callable[[bool], None]:
+        """The ``relay.handoff`` extension: messages go to ``handler`` from now on. Returns
+        the switch by which the handler pauses and resumes reading (TCP flow control)."""
+        if not self.handshake_complete or self.initial_response is not None:
+            raise RuntimeError("only an accepted websocket can be handed off")
+        self.inbox.hand_off(handler)
+        self.set_reading(True)
+        return self.set_reading
+
+    def set_reading(self, reading: bool) -> None:
+        if reading == self.read_paused and not self.transport.is_closing():
+            self.read_paused = not reading
+            if reading:
+                self.transport.resume_reading()
+            else:
+                self.transport.pause_reading()
+
+    def send_receive_event_to_app(self) -> None:
+        handler = self.inbox.handler
+        if handler is None:
+            super().send_receive_event_to_app()
+            return
+        data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
+        self.frames = []
+        if self.close_sent:  # past our close: the peer's messages are not read
+            return
+        if self.curr_msg_data_type != "text":
+            handler.received(None)
+            return
+        try:
+            text = data.decode()
+        except UnicodeDecodeError:
+            self.conn.send_close(INVALID_DATA)
+            self.handle_parser_exception()
+            return
+        handler.received(text)
+
+    def close(self, code: int, reason: str) -> None:
+        """Close a handed-off connection, as an ASGI ``websocket.close`` would."""
+        if self.close_sent or self.disconnected or self.transport.is_closing():
+            return
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+        self.conn.send_close(code, reason)
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = True
+        self.set_reading(True)  # read on until the peer answers the close
+        self.close_timer = self.loop.call_later(self.close_timeout, self.transport.close)
 
     async def send(self, message: ASGISendEvent) -> None:
         await super().send(message)
@@ -183,6 +319,9 @@ class GoingAwayWebSocketProtocol(WebSocketsSansIOProtocol):
         self.transport.write(b"".join(self.conn.data_to_send()))
         self.close_sent = True
         self.transport.close()
+
+
+_HANDED_OFF_SCOPE: Any = {"type": "websocket", "handed_off": True}
 
 
 SERVER_OPTIONS: dict[str, object] = {

@@ -57,6 +57,8 @@ class RelayServer:
     port: int = field(default_factory=free_port)
     process: asyncio.subprocess.Process | None = None
     env: dict[str, str] = field(default_factory=dict)  # extra RELAY_* settings
+    # Another server for the same app, started in place of `relay serve`; "{port}" is filled.
+    argv: list[str] | None = None
 
     @property
     def base_url(self) -> str:
@@ -67,15 +69,11 @@ class RelayServer:
 
     async def start(self) -> None:
         """Spawn the process (the store is already migrated) and wait until it is ready."""
+        argv = [str(RELAY), "serve", "--host", "127.0.0.1", "--port", "{port}", "--no-migrate"]
+        argv = [arg.format(port=self.port) for arg in self.argv or argv]
         with self.log_path.open("ab") as log:
             self.process = await asyncio.create_subprocess_exec(
-                str(RELAY),
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--no-migrate",
+                *argv,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log,
                 stderr=asyncio.subprocess.STDOUT,

@@ -8,9 +8,10 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
+from typing import Protocol as PyProtocol
 
 from pydantic import ValidationError
 from sqlalchemy import ColumnElement, or_, select
@@ -37,7 +38,7 @@ from app.schemas.stream import (
     WelcomeFrame,
 )
 from app.schemas.vocabulary import Role
-from app.server import WIRE_EXTENSION
+from app.server import HANDOFF_EXTENSION, WIRE_EXTENSION
 from app.services import events, keys, operations
 from app.services.audit import AuditSink
 from app.services.keys import Caller
@@ -50,6 +51,7 @@ MAX_FRAME_BYTES = 64 * 1024
 REPLAY_PAGE = 500
 MALFORMED_LIMIT = 20  # malformed frames within MALFORMED_WINDOW seconds close with 1008
 MALFORMED_WINDOW = 10.0
+BACKLOG_LIMIT = 32  # frames waiting behind a subscribe before reading pauses
 
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
@@ -161,6 +163,7 @@ class AsgiWire:
     def __init__(self, websocket: WebSocket) -> None:
         self._ws = websocket
         self._sending: asyncio.Task[None] | None = None
+        self._closing: asyncio.Task[None] | None = None
         self._broken = False
         self._callback: Callable[[], None] | None = None
 
@@ -177,9 +180,17 @@ class AsgiWire:
     def on_writable(self, callback: Callable[[], None]) -> None:
         self._callback = callback
 
-    def stop(self) -> None:
+    def close(self, code: int, reason: str) -> None:
+        if self._closing is None:
+            self._closing = asyncio.create_task(self._close(code, reason))
+
+    async def stop(self) -> None:
+        """Stop sending; let a close already asked for reach the client."""
         if self._sending is not None:
             self._sending.cancel()
+        if self._closing is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._closing, 2)
 
     async def _send(self, messages: list[bytes]) -> None:
         try:
@@ -191,6 +202,17 @@ class AsgiWire:
         self._sending = None
         if self._callback is not None:
             self._callback()
+
+    async def _close(self, code: int, reason: str) -> None:
+        with contextlib.suppress(Exception):
+            if self._ws.application_state is WebSocketState.CONNECTED:
+                await self._ws.close(code, reason)
+
+
+class StreamWire(Wire, PyProtocol):
+    """A wire the session can also close, and whose reading it can pause."""
+
+    def close(self, code: int, reason: str) -> None: ...
 
 
 def origin_allowed(websocket: WebSocket, allowed: list[str]) -> bool:
@@ -207,21 +229,35 @@ def origin_allowed(websocket: WebSocket, allowed: list[str]) -> bool:
 
 
 class StreamSession:
-    """One websocket connection, from handshake to close."""
+    """One websocket connection, from handshake to close.
+
+    Once the connection is open, the session is driven by its messages: ``received`` takes
+    each frame as it arrives and ``disconnected`` ends it. Under ``relay serve`` the
+    server hands the connection off to the session (``relay.handoff``, app/server.py) and
+    the ASGI application returns: an idle subscriber keeps no task and no coroutine
+    stack. Under another server a read loop feeds the same two methods.
+    """
 
     def __init__(self, websocket: WebSocket, context: StreamContext) -> None:
-        self.ws = websocket
+        self.ws: WebSocket | None = websocket
         self.ctx = context
         self.caller: Caller | None = None
         self.connection: Connection | None = None
+        self.wire: StreamWire | None = None
+        self._set_reading: Callable[[bool], None] | None = None
         self._malformed: deque[float] | None = None  # made at the first malformed frame
         self._tasks: set[asyncio.Task[None]] = set()
-        self._closing: asyncio.Task[None] | None = None
+        # A subscribe in flight: frames that arrive meanwhile wait in the backlog, so that
+        # frames take effect in the order they were sent.
+        self._busy: asyncio.Task[None] | None = None
+        self._backlog: list[str | None] = []
+        self._ended = False
 
     # --- handshake --------------------------------------------------------------------
 
     async def run(self) -> None:
         ws = self.ws
+        assert ws is not None
         if not origin_allowed(ws, self.ctx.settings.allowed_origins):
             await self._deny(403, "This Origin is not allowed")
             return
@@ -239,12 +275,13 @@ class StreamSession:
             await ws.accept()
         else:
             await ws.accept()
-            caller = await self._first_frame_auth()
+            caller = await self._first_frame_auth(ws)
         if caller is not None:
             self.caller = caller
-            await self._serve(caller)
+            await self._serve(ws, caller)
 
     async def _deny(self, status: int, detail: str) -> None:
+        assert self.ws is not None
         body = {
             "type": "/problems/forbidden",
             "title": "Forbidden",
@@ -259,11 +296,11 @@ class StreamSession:
         async with self.ctx.db.read_sessions() as session:
             return await keys.authenticate(session, token=token, now=utcnow())
 
-    async def _first_frame_auth(self) -> Caller | None:
+    async def _first_frame_auth(self, ws: WebSocket) -> Caller | None:
         try:
-            message = await asyncio.wait_for(self.ws.receive(), timeout=AUTH_TIMEOUT)
+            message = await asyncio.wait_for(ws.receive(), timeout=AUTH_TIMEOUT)
         except TimeoutError:
-            await self.ws.close(CLOSE_UNAUTHORIZED, "authentication timed out")
+            await ws.close(CLOSE_UNAUTHORIZED, "authentication timed out")
             return None
         if message["type"] == "websocket.disconnect":
             return None
@@ -275,57 +312,57 @@ class StreamSession:
             frame.get("token") if isinstance(frame, dict) and frame.get("type") == "auth" else None
         )
         if not isinstance(token, str) or not token:
-            await self.ws.close(CLOSE_UNAUTHORIZED, "expected an auth frame")
+            await ws.close(CLOSE_UNAUTHORIZED, "expected an auth frame")
             return None
         try:
             caller = await self._authenticate(token)
         except Unauthorized:
-            await self.ws.close(CLOSE_UNAUTHORIZED, "invalid, expired or revoked key")
+            await ws.close(CLOSE_UNAUTHORIZED, "invalid, expired or revoked key")
             return None
         if caller.role is Role.admin:
-            await self.ws.close(CLOSE_FORBIDDEN, "admin keys read no alerts")
+            await ws.close(CLOSE_FORBIDDEN, "admin keys read no alerts")
             return None
         return caller
 
     # --- the open connection ------------------------------------------------------------
 
-    async def _serve(self, caller: Caller) -> None:
-        # Only the connection stays in this frame while it is open: what opening it read
-        # (a database session, the caller's reach) would otherwise live as long.
-        connection, fallback = await self._open(caller)
+    async def _serve(self, ws: WebSocket, caller: Caller) -> None:
+        # Only the connection outlives this frame: what opening it read (a database
+        # session, the caller's reach) would otherwise live as long.
+        extensions = ws.scope.get("extensions") or {}
+        server_wire: StreamWire | None = extensions.get(WIRE_EXTENSION)
+        hand_off: Callable[[StreamSession], Callable[[bool], None]] | None = extensions.get(
+            HANDOFF_EXTENSION
+        )
+        fallback = None if server_wire is not None else AsgiWire(ws)
+        self.wire = server_wire or fallback
+        await self._open(caller)
+        if server_wire is not None and hand_off is not None:
+            # From here on the server passes frames to `received`; this coroutine, and
+            # the framework's stack under it, can end.
+            self.ws = None
+            self._set_reading = hand_off(self)
+            return
         try:
-            await self._read_forever()
+            await self._read_forever(ws)
         finally:
-            self.ctx.hub.detach(connection)
-            connection.outbox.close()
-            self.ctx.metrics.open_connections.dec()
-            for task in self._tasks:
-                task.cancel()
+            self.disconnected(0)
             if fallback is not None:
-                fallback.stop()
-            if self._closing is not None:  # let a close the hub asked for reach the client
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self._closing, 2)
+                await fallback.stop()
 
-    async def _open(self, caller: Caller) -> tuple[Connection, AsgiWire | None]:
+    async def _open(self, caller: Caller) -> None:
         """Welcome the caller and register its connection with the hub."""
-        assert caller.administration_id is not None
+        assert caller.administration_id is not None and self.wire is not None
         hub = self.ctx.hub
         async with self.ctx.db.read_sessions() as session:
             reach = await reach_of(session, administration_id=caller.administration_id)
             head = await events.head(session)
             epoch = await events.epoch(session)
-        # Frames are written to the transport directly when the server offers a wire (no
-        # task per connection); otherwise through ASGI.
-        wire: Wire | None = self.ws.scope.get("extensions", {}).get(WIRE_EXTENSION)
-        fallback: AsgiWire | None = None
-        if wire is None:
-            wire = fallback = AsgiWire(self.ws)
         connection = Connection(
             key_id=caller.key_id,
             administration_id=caller.administration_id,
-            outbox=Outbox(self.ctx.outbox_limit, wire, hub.flusher),
-            close=self._close_soon,
+            outbox=Outbox(self.ctx.outbox_limit, self.wire, hub.flusher),
+            close=self._close,
         )
         self.connection = connection
         if hub.flusher.on_sent is None:  # one count per write pass, not per connection
@@ -336,40 +373,74 @@ class StreamSession:
         connection.outbox.push(welcome.encode())
         hub.attach(connection, ReachViewer(reach))
         self.ctx.metrics.open_connections.inc()
-        return connection, fallback
 
-    def _close_soon(self, code: int, reason: str) -> None:
-        if self._closing is None:
-            self._closing = asyncio.create_task(self._close(code, reason))
+    def _close(self, code: int, reason: str) -> None:
+        self._backlog.clear()
+        if self.wire is not None:
+            self.wire.close(code, reason[:120])
 
-    async def _close(self, code: int, reason: str) -> None:
-        with contextlib.suppress(Exception):
-            if self.ws.application_state is WebSocketState.CONNECTED:
-                await self.ws.close(code, reason[:120])
-
-    async def _read_forever(self) -> None:
-        while True:
+    async def _read_forever(self, ws: WebSocket) -> None:
+        """Feed ``received`` under a server that does not take the connection off our hands."""
+        while not self._ended:
             try:
-                message = await self.ws.receive()
+                message = await ws.receive()
             except (WebSocketDisconnect, RuntimeError):
                 return
             if message["type"] == "websocket.disconnect":
                 return
-            text = message.get("text")
-            if text is None:
-                await self._on_malformed(None, "frames must be JSON text")
-                continue
-            if len(text) * 4 > MAX_FRAME_BYTES and len(text.encode()) > MAX_FRAME_BYTES:
-                await self._close(CLOSE_TOO_BIG, "frame over 64 KiB")
-                return
-            try:
-                await self._handle(text)
-            except Malformed as problem:
-                await self._on_malformed(None, str(problem))
-            if self.connection is None or self.connection.closed:
-                return
+            self.received(message.get("text"))
+            if self._busy is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.shield(self._busy)
 
-    async def _on_malformed(self, sub_id: str | None, detail: str) -> None:
+    def disconnected(self, code: int) -> None:
+        """The connection is over: leave the hub and stop whatever runs for it."""
+        if self._ended:
+            return
+        self._ended = True
+        self._backlog.clear()
+        connection = self.connection
+        if connection is not None:
+            self.ctx.hub.detach(connection)
+            connection.outbox.close()
+            self.ctx.metrics.open_connections.dec()
+        for task in self._tasks:
+            task.cancel()
+
+    def received(self, text: str | None) -> None:
+        """A frame from the client (None: a binary one)."""
+        if self._ended or self.connection is None or self.connection.closed:
+            return
+        if self._busy is not None:
+            self._backlog.append(text)
+            if len(self._backlog) >= BACKLOG_LIMIT and self._set_reading is not None:
+                self._set_reading(False)  # the client is ahead of us: TCP makes it wait
+            return
+        self._take(text)
+
+    def _take(self, text: str | None) -> None:
+        if text is None:
+            self._on_malformed(None, "frames must be JSON text")
+            return
+        if len(text) * 4 > MAX_FRAME_BYTES and len(text.encode()) > MAX_FRAME_BYTES:
+            assert self.connection is not None
+            self.ctx.hub.kill(self.connection, CLOSE_TOO_BIG, "frame over 64 KiB")
+            return
+        try:
+            self._handle(text)
+        except Malformed as problem:
+            self._on_malformed(None, str(problem))
+
+    def _settled(self, task: asyncio.Task[None]) -> None:
+        """A subscribe finished: take the frames that waited for it, in order."""
+        self._busy = None
+        backlog = self._backlog
+        while backlog and self._busy is None and not self._ended:
+            self._take(backlog.pop(0))
+        if self._busy is None and self._set_reading is not None and not self._ended:
+            self._set_reading(True)
+
+    def _on_malformed(self, sub_id: str | None, detail: str) -> None:
         now = time.monotonic()
         if self._malformed is None:
             self._malformed = deque()
@@ -392,7 +463,7 @@ class StreamSession:
                 self.connection, 4008, f"too slow; last seq {self.connection.last_sent_seq}"
             )
 
-    async def _handle(self, text: str) -> None:
+    def _handle(self, text: str) -> None:
         try:
             frame = loads(text)
         except ValueError:
@@ -409,8 +480,9 @@ class StreamSession:
             if not isinstance(frame.get("operation"), str):
                 raise Malformed("subscribe needs an operation")
             # Frames are handled in order: the subscription exists before the next frame (an
-            # unsubscribe, say) is read; only its replay runs alongside.
-            await self._subscribe(sub_id, frame)
+            # unsubscribe, say) is taken; only its replay runs alongside.
+            self._busy = self._start(self._subscribe(sub_id, frame))
+            self._busy.add_done_callback(self._settled)
         elif kind == "unsubscribe":
             sub_id = frame.get("id")
             if not isinstance(sub_id, str):
@@ -424,6 +496,12 @@ class StreamSession:
                 self._push(UnsubscribedFrame(id=sub_id).encode())
         else:
             raise Malformed("unknown frame type")
+
+    def _start(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     # --- subscriptions ------------------------------------------------------------------
 
@@ -483,9 +561,7 @@ class StreamSession:
             query={"since": since, "filter": stream_filter.describe()},
         )
         if replay:
-            task = asyncio.create_task(self._replay(subscription, stream_filter))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._start(self._replay(subscription, stream_filter))
 
     async def _replay(self, subscription: Subscription, stream_filter: StreamFilter) -> None:
         caller, connection = self.caller, subscription.connection

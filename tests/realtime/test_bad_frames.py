@@ -180,3 +180,26 @@ async def test_a_frame_over_64_kib_is_closed_with_1009(server: RelayServer, worl
         closed = await stream.closed()
     assert closed.code == 1009
     assert closed.frames == []
+
+
+async def test_a_binary_frame_is_400_and_the_connection_stays_open(
+    server: RelayServer, world: World
+) -> None:
+    ice = await world.ice_break()
+    async with Stream.open(server.base_url, headers=ice.kr.headers) as stream:
+        await stream.send(b'{"type": "ping"}')
+        error = await stream.recv()
+        assert error["type"] == "error" and error["status"] == 400, error
+        await stream.send({"type": "ping"})
+        assert await stream.recv() == {"type": "pong"}
+
+
+async def test_a_text_frame_that_is_not_utf8_is_closed_with_1007(
+    server: RelayServer, world: World
+) -> None:
+    ice = await world.ice_break()
+    async with Stream.open(server.base_url, headers=ice.kr.headers) as stream:
+        await stream.subscribe("s1", ice.operation)
+        await stream.ws.send(b'{"type": "\xff"}', text=True)
+        closed = await stream.closed()
+    assert closed.code == 1007, closed

@@ -244,6 +244,31 @@ async def test_unsubscribe_stops_delivery_to_that_subscription_only(
     assert frame["sub"] == "kept" and frame["event"]["alert"]["id"] == alert["id"]
 
 
+async def test_frames_sent_behind_subscribes_are_answered_in_the_order_sent(
+    server: RelayServer, world: World
+) -> None:
+    # Each subscribe reads the store; the frames sent meanwhile wait their turn, more of
+    # them than the server holds before it stops reading the connection.
+    ice = await world.ice_break()
+    expected: list[tuple[str, str | None]] = []
+    async with Stream.open(server.base_url, headers=ice.hk.headers) as stream:
+        for n in range(3):
+            await stream.send({"type": "subscribe", "id": f"s{n}", "operation": ice.operation})
+            expected.append(("subscribed", f"s{n}"))
+            for _ in range(50):
+                await stream.send({"type": "ping"})
+                expected.append(("pong", None))
+        await stream.send({"type": "unsubscribe", "id": "s1"})
+        expected.append(("unsubscribed", "s1"))
+        answers = [await stream.recv() for _ in expected]
+        assert [(a["type"], a.get("id")) for a in answers] == expected
+        alert = await world.report(ice.kr, ice.operation)
+        frames = await stream.events(2)
+        await stream.quiet()
+    assert sorted(f["sub"] for f in frames) == ["s0", "s2"]
+    assert {f["event"]["alert"]["id"] for f in frames} == {alert["id"]}
+
+
 async def test_unsubscribe_right_after_subscribe_ends_the_subscription(
     server: RelayServer, world: World
 ) -> None:
