@@ -299,9 +299,12 @@ class GoingAwayWebSocketProtocol(WebSocketsSansIOProtocol):
 
     async def send(self, message: ASGISendEvent) -> None:
         await super().send(message)
-        if message["type"] == "websocket.accept":
+        if message["type"] == "websocket.accept" and self.request is not None:
             # The handshake's request and response (3 to 4 KiB of headers) are not read
-            # again; an idle connection should not keep them.
+            # again; an idle connection should not keep them. The request's headers are
+            # emptied in place: websockets' parser keeps the request itself as long as the
+            # connection lasts.
+            self.request.headers.clear()
             self.request = self.response = None  # type: ignore[assignment]
 
     def resume_writing(self) -> None:

@@ -246,7 +246,7 @@ class StreamSession:
         self.wire: StreamWire | None = None
         self._set_reading: Callable[[bool], None] | None = None
         self._malformed: deque[float] | None = None  # made at the first malformed frame
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] | None = None  # made at the first subscribe
         # A subscribe in flight: frames that arrive meanwhile wait in the backlog, so that
         # frames take effect in the order they were sent.
         self._busy: asyncio.Task[None] | None = None
@@ -404,7 +404,7 @@ class StreamSession:
             self.ctx.hub.detach(connection)
             connection.outbox.close()
             self.ctx.metrics.open_connections.dec()
-        for task in self._tasks:
+        for task in self._tasks or ():
             task.cancel()
 
     def received(self, text: str | None) -> None:
@@ -499,6 +499,8 @@ class StreamSession:
 
     def _start(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(work)
+        if self._tasks is None:
+            self._tasks = set()
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
