@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from app import sqlite_cursor
 from app.config import Settings
 
 
@@ -35,6 +36,7 @@ def _sqlite_engine(
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        sqlite_cursor.install(dbapi_connection)  # one thread trip per statement
         # Let SQLAlchemy, not the driver, emit BEGIN; required for SAVEPOINT and IMMEDIATE.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
