@@ -184,7 +184,13 @@ class Committer:
                     self._settle(pending)
                     self._queue.task_done()
             # Callers hear back first; publishing (and the fan-out it starts) comes after.
+            # Their tasks resume two turns of the loop from now (the result passes through
+            # `asyncio.shield`): publishing waits for them, so a report's 201 is written
+            # before its fan-out takes the loop. The next batch waits for this one's
+            # publishing, so events are still published in seq order.
             if committed is not None:
+                await asyncio.sleep(0)
+                await asyncio.sleep(0)
                 self._publish(committed)
 
     async def _commit(self, jobs: list[_Pending[Any]]) -> Batch:
