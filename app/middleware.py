@@ -58,13 +58,12 @@ class RequestGuard:
         status = 500
         path: str = scope["path"]
         started = time.perf_counter()
-
-        started = False
+        responded = False
 
         async def send_tagged(message: Message) -> None:
-            nonlocal status, started
+            nonlocal status, responded
             if message["type"] == "http.response.start":
-                status, started = message["status"], True
+                status, responded = message["status"], True
                 out = MutableHeaders(scope=message)
                 out["X-Request-ID"] = rid
                 if path.startswith("/v1/") and "cache-control" not in out:
@@ -83,7 +82,7 @@ class RequestGuard:
                 except Exception as exc:
                     # Answer here rather than let Starlette re-raise to the server, which
                     # would drop the client's keep-alive connection without a response.
-                    if status != 500 or started:
+                    if status != 500 or responded:
                         raise
                     error = ServiceUnavailable() if is_unavailable(exc) else AppError()
                     if not isinstance(error, ServiceUnavailable):

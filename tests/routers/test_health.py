@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from tests.api import Api
 
 
@@ -22,6 +24,23 @@ async def test_metrics_are_prometheus_text_and_count_requests(api: Api) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     assert 'relay_http_requests_total{method="GET",route="/healthz",status="200"}' in response.text
+
+
+def _healthz_seconds(metrics: str) -> float:
+    prefix = 'relay_http_request_seconds_sum{method="GET",route="/healthz"} '
+    [line] = [line for line in metrics.splitlines() if line.startswith(prefix)]
+    return float(line.removeprefix(prefix))
+
+
+async def test_request_seconds_add_up_the_time_requests_took(api: Api) -> None:
+    await api.client.get("/healthz")
+    before = _healthz_seconds((await api.client.get("/metrics")).text)
+    started = time.perf_counter()
+    for _ in range(5):
+        await api.client.get("/healthz")
+    took = time.perf_counter() - started
+    added = _healthz_seconds((await api.client.get("/metrics")).text) - before
+    assert 0 < added <= took
 
 
 async def test_an_unexpected_error_is_a_500_problem_without_details(database_url: str) -> None:
