@@ -15,8 +15,16 @@ For each server and each subscriber count, on a freshly started server:
 Subscribers are spread over ``--processes`` lean processes (bench/fanout_clients.py).
 Every phase is time-limited and every process is stopped whatever happens.
 
+CPUs (``--pin``, the default on a machine with two or more): every thread of the server
+under test runs on CPU 0 only, and this process (the publisher) and the subscriber
+processes on the other CPUs only, the same for all three servers. Each server is one
+process with one event loop, so it can use one core whatever happens; pinned, that core
+is its own, and a latency figure is the server's, not the scheduler's choice to run a
+subscriber process on the server's core while the server waits. ``--no-pin`` leaves the
+placement to the scheduler.
+
     python -m bench.fanout [--servers relay,raw,socketio] [--subscribers 1000,5000]
-        [--rate 50] [--duration 10] [--processes 4]
+        [--rate 50] [--duration 10] [--processes 2] [--pin | --no-pin]
 """
 
 from __future__ import annotations
@@ -35,9 +43,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.fanout_clients import percentile_ms, raise_open_files_limit
+from bench.fanout_clients import raise_open_files_limit
 from bench.fanout_pool import SubscriberPool
-from bench.fanout_proc import cpu_seconds, rss_kib
+from bench.fanout_proc import affinity, cpu_list, cpu_seconds, pin, rss_kib
+from bench.fanout_record import percentile_ms
 from bench.fanout_report import render
 from bench.fanout_targets import (
     SERVERS,
@@ -71,6 +80,7 @@ class PhaseResult:
     p99_ms: float = math.nan
     server_cpu: float = 0.0  # cores, over the delivery window
     client_cpu: float = 0.0
+    client_us_per_delivery: float = math.nan  # subscriber processes' CPU time per delivery
     answer_p50_ms: float = math.nan  # HTTP publish: sent to 201
     answer_p99_ms: float = math.nan
 
@@ -90,6 +100,8 @@ class Run:
     steady: PhaseResult = field(default_factory=PhaseResult)
     steady_rate: float = 0.0
     closes: dict[int, int] = field(default_factory=dict)
+    protocol_errors: dict[str, int] = field(default_factory=dict)  # what the clients refused
+    server_cpus: str = ""  # the CPUs the server's threads may run on, as measured at the end
     connect_errors: dict[str, int] = field(default_factory=dict)
     publish_refusals: dict[str, int] = field(default_factory=dict)
     error: str | None = None
@@ -182,6 +194,7 @@ async def run_phase(
         p99_ms=percentile_ms(stats["buckets"], 0.99),
         server_cpu=cpu_server / seconds if seconds else 0.0,
         client_cpu=cpu_clients / seconds if seconds else 0.0,
+        client_us_per_delivery=cpu_clients / stats["count"] * 1e6 if stats["count"] else math.nan,
         answer_p50_ms=_quantile_ms(answers, 0.50),
         answer_p99_ms=_quantile_ms(answers, 0.99),
     )
@@ -240,6 +253,16 @@ async def measure(name: str, subscribers: int, args: argparse.Namespace, payload
         server = await enter_in_thread(stack, start(name, keys=min(subscribers, args.keys)))
         pool = SubscriberPool(args.processes)
         stack.callback(pool.close)
+        if args.server_cpus:
+            threads = pin(server.pid, args.server_cpus)
+            for pid in pool.pids:  # they inherit this process's CPUs; said again, to be sure
+                pin(pid, args.harness_cpus)
+            print(
+                f"  pinned: the server's {threads} threads (pid {server.pid}) to CPU "
+                f"{cpu_list(args.server_cpus)}, publisher and subscriber processes "
+                f"(pids {' '.join(map(str, pool.pids))}) to CPU {cpu_list(args.harness_cpus)}",
+                flush=True,
+            )
         publisher = await publisher_for(server, payloads.current)
         stack.push_async_callback(publisher.close)
 
@@ -315,7 +338,11 @@ async def measure(name: str, subscribers: int, args: argparse.Namespace, payload
             args=args,
         )
         print(f"  steady: {_brief(run.steady)}", flush=True)
-        run.closes = (await pool.stats(STEADY))["closes"]
+        final = await pool.stats(STEADY)
+        run.closes, run.protocol_errors = final["closes"], final["protocol_errors"]
+        if run.protocol_errors:
+            print(f"  the subscribers refused frames: {run.protocol_errors}", flush=True)
+        run.server_cpus = cpu_list(affinity(server.pid))
         run.publish_refusals = dict(publisher.refusals)
         if run.publish_refusals:
             print(f"  publishes refused: {run.publish_refusals}", flush=True)
@@ -330,7 +357,8 @@ def _brief(result: PhaseResult) -> str:
         f"{result.per_second:,.0f}/s, "
         f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms "
         f"(publish answered p50 {result.answer_p50_ms:.1f}, p99 {result.answer_p99_ms:.1f} ms), "
-        f"server CPU {result.server_cpu:.2f}, clients CPU {result.client_cpu:.2f}"
+        f"server CPU {result.server_cpu:.2f}, clients CPU {result.client_cpu:.2f} "
+        f"({result.client_us_per_delivery:.1f} µs per delivery)"
     )
 
 
@@ -371,7 +399,13 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=50.0, help="steady alerts per second")
     parser.add_argument("--duration", type=float, default=10.0, help="steady phase, seconds")
     parser.add_argument("--burst-deliveries", type=int, default=200_000)
-    parser.add_argument("--processes", type=int, default=4, help="subscriber processes")
+    parser.add_argument("--processes", type=int, default=2, help="subscriber processes")
+    parser.add_argument(
+        "--pin",
+        action=argparse.BooleanOptionalAction,
+        default=len(os.sched_getaffinity(0)) >= 2,
+        help="server on the first CPU, publisher and subscribers on the others",
+    )
     parser.add_argument("--keys", type=int, default=256, help="distinct subscriber keys")
     parser.add_argument("--connect-concurrency", type=int, default=64, help="per process")
     parser.add_argument("--connect-timeout", type=float, default=180.0)
@@ -383,6 +417,14 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown servers: {', '.join(sorted(unknown))}")
     args.open_files = raise_open_files_limit()
+    args.server_cpus, args.harness_cpus = set(), set()
+    if args.pin:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            parser.error("--pin needs two CPUs")
+        args.server_cpus, args.harness_cpus = {cpus[0]}, set(cpus[1:])
+        # Before any thread or process starts: they all inherit it (servers are re-pinned).
+        os.sched_setaffinity(0, args.harness_cpus)
     args.load_average = os.getloadavg()[0]  # a busy machine shows in every figure
     import uvloop
 

@@ -1,7 +1,15 @@
 """Subscriber processes for ``bench.fanout``: thousands of websocket connections per
-process, kept lean so that the clients cost little CPU next to the server on a small
-machine. Each connection is a sans-I/O ``websockets`` ClientProtocol driven by a bare
-asyncio Protocol on uvloop: no task and no stream reader per connection.
+process, kept lean so that the clients cost little CPU next to the server they measure.
+Each connection is a bare asyncio Protocol on uvloop (no task, no stream reader), with
+its own minimal RFC 6455 client: the opening handshake by hand (the accept key checked),
+and a parser for what a server sends (unmasked frames) that reads every frame a chunk of
+data holds in place, by offset, without copying the buffer per frame. Text messages,
+fragmented ones included, are checked to be UTF-8; a ping is answered with a (masked)
+pong; a close is answered and recorded. Anything else (a masked or binary frame,
+reserved bits or opcodes, a stray continuation, an oversized or fragmented control
+frame, an extension the client did not offer) fails the connection with 1002 (1007 for
+text that is not UTF-8) and is counted, by reason, as a protocol error: the benchmark
+reports them, never skips them.
 
 Every alert carries ``bench-ts:<phase>:<unix time it was due>:<serial>`` (in the relay's
 ``reference`` field, verbatim in the peers' payloads); a connection finds it with one
@@ -23,121 +31,54 @@ histograms), ``stop``.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
+import os
 import resource
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-from websockets.client import ClientProtocol
-from websockets.frames import Frame, Opcode
-from websockets.http11 import Response
-from websockets.uri import parse_uri
+from bench.fanout_record import BUCKETS, Recorder, Seen
 
-MARKER = b"bench-ts:"
-FINE_BUCKETS = 20_000  # 0.1 ms buckets up to 2 s
-COARSE_BUCKETS = 11_800  # then 10 ms buckets up to 120 s
-BUCKETS = FINE_BUCKETS + COARSE_BUCKETS
+# --- the websocket client --------------------------------------------------------------
 
-
-def bucket_of(latency: float) -> int:
-    ms = latency * 1000.0
-    if ms < 2000.0:
-        return int(ms * 10.0) if ms > 0.0 else 0
-    return FINE_BUCKETS + min(int((ms - 2000.0) / 10.0), COARSE_BUCKETS - 1)
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
+MAX_MESSAGE = 2**20
+MAX_HANDSHAKE = 16 * 1024
+CONT, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+PROTOCOL_ERROR = 1002
+INVALID_DATA = 1007  # a text message that is not UTF-8
+ABNORMAL = 1006  # what the connection is counted as when it ends without a close frame
 
 
-def bucket_ms(index: int) -> float:
-    """The upper edge of a bucket, in milliseconds."""
-    if index < FINE_BUCKETS:
-        return (index + 1) / 10.0
-    return 2000.0 + (index - FINE_BUCKETS + 1) * 10.0
+class ProtocolError(Exception):
+    """The server sent something this client does not accept: fail the connection."""
 
 
-def percentile_ms(buckets: list[int], q: float) -> float:
-    total = sum(buckets)
-    if not total:
-        return float("nan")
-    rank = max(1, int(q * total + 0.5))
-    seen = 0
-    for index, count in enumerate(buckets):
-        seen += count
-        if seen >= rank:
-            return bucket_ms(index)
-    return bucket_ms(BUCKETS - 1)
+def accept_key(key: bytes) -> str:
+    return base64.b64encode(hashlib.sha1(key + GUID).digest()).decode()
 
 
-@dataclass(slots=True)
-class PhaseStats:
-    count: int = 0  # deliveries, less duplicates and out-of-order ones
-    first: float = 0.0
-    last: float = 0.0
-    buckets: list[int] = field(default_factory=lambda: [0] * BUCKETS)
-    duplicates: int = 0  # an event this connection had already received
-    out_of_order: int = 0  # relay: an event below one this connection had received
-    by_serial: Counter[int] = field(default_factory=Counter)
+def masked(payload: bytes, mask: bytes) -> bytes:
+    n = len(payload)
+    repeated = (mask * (n // 4 + 1))[:n]
+    return (int.from_bytes(payload, "big") ^ int.from_bytes(repeated, "big")).to_bytes(n, "big")
 
 
-@dataclass(slots=True)
-class Seen:
-    """What one connection has received: a bitmap of event ids, and the highest."""
-
-    ids: bytearray = field(default_factory=bytearray)
-    highest: int = -1
-
-    def first_time(self, ident: int) -> bool:
-        ids = self.ids
-        if ident >= len(ids):
-            ids.extend(bytes(max(ident + 1 - len(ids), 256)))
-        elif ids[ident]:
-            return False
-        ids[ident] = 1
-        return True
-
-
-SEQ = b'"seq":'
-
-
-@dataclass(slots=True)
-class Recorder:
-    """What this process's connections received, per phase."""
-
-    phases: dict[int, PhaseStats] = field(default_factory=dict)
-    closes: Counter[int] = field(default_factory=Counter)
-    ready: int = 0
-    lost: int = 0
-
-    def record(self, data: bytes, now: float, seen: Seen, by_seq: bool) -> bool:
-        start = data.find(MARKER)
-        if start < 0:
-            return False
-        start += len(MARKER)
-        colon = data.find(b":", start)
-        second = data.find(b":", colon + 1)
-        end = data.find(b'"', second)
-        phase = int(data[start:colon])
-        serial = int(data[second + 1 : end])
-        stats = self.phases.get(phase)
-        if stats is None:
-            stats = self.phases[phase] = PhaseStats(first=now)
-        ident = serial
-        if by_seq:  # the relay's frame: the event's own seq comes first in it
-            at = data.find(SEQ) + len(SEQ)
-            ident = int(data[at : data.find(b",", at)])
-        if not seen.first_time(ident):
-            stats.duplicates += 1
-            return True
-        if ident < seen.highest:  # still a delivery, but against the contract's order
-            stats.out_of_order += 1
-        else:
-            seen.highest = ident
-        stats.count += 1
-        stats.last = now
-        stats.by_serial[serial] += 1
-        stats.buckets[bucket_of(now - float(data[colon + 1 : second]))] += 1
-        return True
+def client_frame(opcode: int, payload: bytes) -> bytes:
+    """One final frame from a client: masked, as RFC 6455 requires of clients."""
+    mask = os.urandom(4)
+    n = len(payload)
+    if n < 126:
+        head = bytes((0x80 | opcode, 0x80 | n))
+    elif n < 1 << 16:
+        head = bytes((0x80 | opcode, 0xFE)) + n.to_bytes(2, "big")
+    else:
+        head = bytes((0x80 | opcode, 0xFF)) + n.to_bytes(8, "big")
+    return head + mask + masked(payload, mask)
 
 
 class Subscriber(asyncio.Protocol):
@@ -149,76 +90,116 @@ class Subscriber(asyncio.Protocol):
     """
 
     def __init__(
-        self, kind: str, url: str, token: str, recorder: Recorder, ready: asyncio.Future[None]
+        self,
+        kind: str,
+        target: tuple[str, int, str],
+        token: str,
+        recorder: Recorder,
+        ready: asyncio.Future[None],
     ) -> None:
         self.kind = kind
+        self.target = target  # host, port, path
         self.token = token
         self.recorder = recorder
         self.ready = ready
+        self.by_seq = kind == "relay"
         self.subscribed = False
         self.transport: asyncio.Transport | None = None
-        self.protocol = ClientProtocol(parse_uri(url), max_size=2**20)
-        self._parts: list[bytes] = []
         self.seen = Seen()
+        self.close_code: int | None = None  # from the server's close frame
+        self._key = base64.b64encode(os.urandom(16))
+        self._open = False  # the handshake is done
+        self._failed = False  # read nothing more
+        self._aborted = False  # we dropped it (the run is over)
+        self._buffer = bytearray()  # the handshake, or an incomplete frame, so far
+        self._message: bytearray | None = None  # a fragmented text message, so far
 
     # --- transport events --------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is no asyncio.Transport subclass
-        request = self.protocol.connect()
+        assert self.transport is not None
+        host, port, path = self.target
+        lines = [
+            f"GET {path} HTTP/1.1",
+            f"Host: {host}:{port}",
+            "Upgrade: websocket",
+            "Connection: Upgrade",
+            f"Sec-WebSocket-Key: {self._key.decode()}",
+            "Sec-WebSocket-Version: 13",
+        ]
         if self.kind == "relay":
-            request.headers["Authorization"] = f"Bearer {self.token}"
-        self.protocol.send_request(request)
-        self._flush()
+            lines.append(f"Authorization: Bearer {self.token}")
+        self.transport.write(("\r\n".join(lines) + "\r\n\r\n").encode())
 
     def data_received(self, data: bytes) -> None:
-        protocol = self.protocol
-        protocol.receive_data(data)
-        events = protocol.events_received()
-        if events:
-            now = time.time()
-            for event in events:
-                if isinstance(event, Frame):
-                    self._on_frame(event, now)
-                elif isinstance(event, Response):
-                    self._on_response(event)
-        self._flush()
-        if protocol.close_expected() and self.transport is not None:
-            self.transport.close()
+        if self._failed:
+            return
+        if not self._open:
+            data = self._handshake(data)
+            if not data:
+                return
+        buffer = self._buffer
+        chunk: bytes | bytearray = data
+        if buffer:  # an incomplete frame is waiting: one copy per chunk, not per frame
+            buffer += data
+            chunk = buffer
+        try:
+            used = self._frames(chunk, time.time())
+        except (ProtocolError, UnicodeDecodeError, ValueError) as exc:
+            self._protocol_error(exc)
+            return
+        if chunk is buffer:
+            del buffer[:used]
+        elif used < len(chunk):
+            buffer += memoryview(chunk)[used:]
 
     def eof_received(self) -> bool | None:
-        self.protocol.receive_eof()
-        self._flush()
-        return None
+        return None  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.ready.done():
             self.ready.set_exception(ConnectionError(f"lost before subscribed: {exc}"))
         elif self.subscribed:
             self.recorder.lost += 1
-        code = self.protocol.close_code
-        if code is not None:
-            self.recorder.closes[code] += 1
+        if self._open and not self._aborted:
+            self.recorder.closes[self.close_code or ABNORMAL] += 1
 
-    # --- protocol ----------------------------------------------------------------------
+    # --- the opening handshake ---------------------------------------------------------
 
-    def _flush(self) -> None:
-        writes = self.protocol.data_to_send()
-        if writes and self.transport is not None and not self.transport.is_closing():
-            for chunk in writes:
-                if chunk:
-                    self.transport.write(chunk)
-                else:  # SEND_EOF
-                    with contextlib.suppress(OSError, RuntimeError):
-                        self.transport.write_eof()
+    def _handshake(self, data: bytes) -> bytes:
+        """Read the server's answer to the upgrade; return the bytes after it."""
+        buffer = self._buffer
+        buffer += data
+        end = buffer.find(b"\r\n\r\n")
+        if end < 0:
+            if len(buffer) > MAX_HANDSHAKE:
+                self._fail("handshake answer too long")
+            return b""
+        head, rest = bytes(buffer[:end]).decode("latin-1"), bytes(buffer[end + 4 :])
+        buffer.clear()
+        status, *lines = head.split("\r\n")
+        headers = {}
+        for line in lines:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        if status.split(" ", 2)[1:2] != ["101"]:
+            self._fail(f"handshake answered {status[:80]!r}")
+        elif (
+            headers.get("upgrade", "").lower() != "websocket"
+            or "upgrade" not in headers.get("connection", "").lower()
+            or headers.get("sec-websocket-accept") != accept_key(self._key)
+        ):
+            self._fail(f"bad upgrade answer: {headers}")
+        elif headers.get("sec-websocket-extensions"):  # we offer none
+            self._fail(f"unrequested extension {headers['sec-websocket-extensions']!r}")
+        else:
+            self._open = True
+            self._on_open()
+            return rest
+        return b""
 
-    def _send(self, text: bytes) -> None:
-        self.protocol.send_text(text)
-
-    def _on_response(self, response: Response) -> None:
-        if response.status_code != 101 or self.protocol.handshake_exc is not None:
-            self._fail(f"handshake answered {response.status_code}")
-            return
+    def _on_open(self) -> None:
         if self.kind == "relay":
             self._send(b'{"type":"subscribe","id":"s1","operation":"BENCH"}')
         elif self.kind == "raw":
@@ -227,19 +208,104 @@ class Subscriber(asyncio.Protocol):
             )
         # socket.io: wait for the Engine.IO open packet
 
-    def _on_frame(self, frame: Frame, now: float) -> None:
-        opcode = frame.opcode
-        if opcode is Opcode.TEXT or opcode is Opcode.CONT:
-            if not frame.fin:
-                self._parts.append(bytes(frame.data))
-                return
-            data = bytes(frame.data)
-            if self._parts:
-                data = b"".join((*self._parts, data))
-                self._parts = []
-            if self.subscribed and self.recorder.record(data, now, self.seen, self.kind == "relay"):
-                return
-            self._on_control(data)
+    # --- frames ------------------------------------------------------------------------
+
+    def _frames(self, data: bytes | bytearray, now: float) -> int:
+        """Handle every complete frame in ``data``; return how many bytes they took."""
+        pos, end = 0, len(data)
+        while end - pos >= 2 and not self._failed:
+            first, second = data[pos], data[pos + 1]
+            length, start = second & 0x7F, pos + 2
+            if length == 126:
+                start += 2
+                if start > end:
+                    break
+                length = int.from_bytes(data[pos + 2 : start], "big")
+            elif length == 127:
+                start += 8
+                if start > end:
+                    break
+                length = int.from_bytes(data[pos + 2 : start], "big")
+            if second & 0x80:
+                raise ProtocolError("masked frame from the server")
+            if first & 0x70:
+                raise ProtocolError("reserved bits set, with no extension negotiated")
+            if length > MAX_MESSAGE:
+                raise ProtocolError(f"frame of {length} bytes")
+            stop = start + length
+            if stop > end:
+                break
+            pos = stop
+            if first == 0x80 | TEXT and self._message is None:  # the common case
+                self._text(data, start, stop, now)
+            else:
+                self._frame(first & 0x0F, bool(first & 0x80), data, start, stop, now)
+        return pos
+
+    def _frame(
+        self, opcode: int, fin: bool, data: bytes | bytearray, start: int, stop: int, now: float
+    ) -> None:
+        if opcode >= CLOSE:
+            if not fin or stop - start > 125:
+                raise ProtocolError("fragmented or oversized control frame")
+            if opcode == PING:
+                self._write(client_frame(PONG, bytes(data[start:stop])))
+            elif opcode == CLOSE:
+                self._on_close(bytes(data[start:stop]))
+            elif opcode != PONG:
+                raise ProtocolError(f"reserved opcode {opcode:#x}")
+        elif opcode == CONT:
+            message = self._message
+            if message is None:
+                raise ProtocolError("continuation frame outside a fragmented message")
+            message += data[start:stop]
+            if len(message) > MAX_MESSAGE:
+                raise ProtocolError(f"message over {MAX_MESSAGE} bytes")
+            if fin:
+                self._message = None
+                self._text(message, 0, len(message), now)
+        elif opcode == TEXT:
+            if self._message is not None:
+                raise ProtocolError("text frame inside a fragmented message")
+            self._message = bytearray(data[start:stop])  # not fin: the final one is inline
+        elif opcode == BINARY:
+            raise ProtocolError("binary message (every server here sends text)")
+        else:
+            raise ProtocolError(f"reserved opcode {opcode:#x}")
+
+    def _text(self, data: bytes | bytearray, start: int, stop: int, now: float) -> None:
+        """A whole text message, ``data[start:stop]``."""
+        data[start:stop].decode()  # a text message must be UTF-8 (UnicodeDecodeError if not)
+        if self.subscribed and self.recorder.record(data, start, stop, now, self.seen, self.by_seq):
+            return
+        self._on_control(bytes(data[start:stop]))
+
+    def _on_close(self, payload: bytes) -> None:
+        if len(payload) == 1:
+            raise ProtocolError("close frame with a 1-byte body")
+        code = int.from_bytes(payload[:2], "big") if payload else 1005
+        payload[2:].decode()  # the reason must be UTF-8
+        self.close_code = code
+        self._failed = True  # read nothing more
+        self._write(client_frame(CLOSE, payload[:2]))  # echo the code; the server closes TCP
+        if not self.ready.done():
+            self.ready.set_exception(ConnectionError(f"closed {code} {payload[2:122]!r}"))
+
+    def _protocol_error(self, exc: Exception) -> None:
+        self.recorder.protocol_errors[f"{type(exc).__name__}: {str(exc)[:80]}"] += 1
+        code = INVALID_DATA if isinstance(exc, UnicodeDecodeError) else PROTOCOL_ERROR
+        self._write(client_frame(CLOSE, code.to_bytes(2, "big")))
+        self.close_code = code
+        self._fail(f"protocol error: {exc}")
+
+    # --- what a subscriber says ----------------------------------------------------------
+
+    def _write(self, frame: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(frame)
+
+    def _send(self, text: bytes) -> None:
+        self._write(client_frame(TEXT, text))
 
     def _on_control(self, data: bytes) -> None:
         if self.kind == "socketio":
@@ -265,12 +331,14 @@ class Subscriber(asyncio.Protocol):
                 self.ready.set_result(None)
 
     def _fail(self, reason: str) -> None:
+        self._failed = True
         if not self.ready.done():
             self.ready.set_exception(ConnectionError(reason))
         if self.transport is not None:
             self.transport.close()
 
     def close(self) -> None:
+        self._aborted = True
         if self.transport is not None and not self.transport.is_closing():
             self.transport.abort()
 
@@ -297,7 +365,6 @@ class Process:
         """Open ``count`` subscribed connections, ``concurrency`` handshakes at a time,
         giving up on whatever is not subscribed after ``limit`` seconds."""
         loop = asyncio.get_running_loop()
-        url = f"ws://{host}:{port}{path}"
         gate = asyncio.Semaphore(concurrency)
         errors: Counter[str] = Counter()
 
@@ -305,7 +372,7 @@ class Process:
             async with gate:
                 ready: asyncio.Future[None] = loop.create_future()
                 token = tokens[i % len(tokens)]
-                subscriber = Subscriber(kind, url, token, self.recorder, ready)
+                subscriber = Subscriber(kind, (host, port, path), token, self.recorder, ready)
                 try:
                     await asyncio.wait_for(
                         loop.create_connection(lambda: subscriber, host, port), 15
@@ -348,6 +415,7 @@ class Process:
             "open": sum(1 for s in self.subscribers if s.subscribed and not _closed(s)),
             "lost": self.recorder.lost,
             "closes": dict(self.recorder.closes),
+            "protocol_errors": dict(self.recorder.protocol_errors),
             "duplicates": stats.duplicates if stats else 0,
             "out_of_order": stats.out_of_order if stats else 0,
             "by_serial": dict(stats.by_serial) if stats else {},

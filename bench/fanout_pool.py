@@ -12,7 +12,8 @@ from collections import Counter
 from multiprocessing.connection import Connection
 from typing import Any
 
-from bench.fanout_clients import BUCKETS, run
+from bench.fanout_clients import run
+from bench.fanout_record import BUCKETS
 
 
 def _answer(pipe: Connection, timeout: float) -> Any:
@@ -102,12 +103,14 @@ class SubscriberPool:
         answers = await self._ask([("stats", phase)] * len(self.pipes), 60)
         buckets = [0] * BUCKETS
         closes: Counter[int] = Counter()
+        protocol_errors: Counter[str] = Counter()
         by_serial: Counter[int] = Counter()
         for answer in answers:
             for index, count in enumerate(answer["buckets"]):
                 if count:
                     buckets[index] += count
             closes.update(answer["closes"])
+            protocol_errors.update(answer["protocol_errors"])
             by_serial.update(answer["by_serial"])
         firsts = [a["first"] for a in answers if a["count"]]
         return {
@@ -118,6 +121,7 @@ class SubscriberPool:
             "open": sum(a["open"] for a in answers),
             "lost": sum(a["lost"] for a in answers),
             "closes": dict(closes),
+            "protocol_errors": dict(protocol_errors),
             "duplicates": sum(a["duplicates"] for a in answers),
             "out_of_order": sum(a["out_of_order"] for a in answers),
             "by_serial": dict(by_serial),

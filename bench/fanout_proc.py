@@ -1,5 +1,6 @@
-"""What ``bench.fanout`` reads from /proc about the servers it measures: which process
-listens on a port, its resident memory and the CPU time it has used."""
+"""What ``bench.fanout`` reads from /proc about the processes it measures and runs: which
+process listens on a port, its resident memory and the CPU time it has used; and which
+CPUs each process may run on (every thread of it)."""
 
 from __future__ import annotations
 
@@ -56,3 +57,27 @@ def cpu_seconds(pid: int) -> float:
         fields = stat.rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return 0.0
+
+
+def pin(pid: int, cpus: set[int]) -> int:
+    """Let every thread of ``pid`` run only on ``cpus`` (threads it starts later inherit
+    that from the thread that starts them); returns how many threads were pinned."""
+    pinned = 0
+    for task in (PROC / str(pid) / "task").iterdir():
+        with contextlib.suppress(ProcessLookupError):  # a thread that just ended
+            os.sched_setaffinity(int(task.name), cpus)
+            pinned += 1
+    return pinned
+
+
+def affinity(pid: int) -> set[int]:
+    """The CPUs any thread of ``pid`` may run on."""
+    cpus: set[int] = set()
+    for task in (PROC / str(pid) / "task").iterdir():
+        with contextlib.suppress(ProcessLookupError):
+            cpus |= os.sched_getaffinity(int(task.name))
+    return cpus
+
+
+def cpu_list(cpus: set[int]) -> str:
+    return ",".join(map(str, sorted(cpus)))

@@ -45,6 +45,8 @@ def _row(run: Run) -> str:
         )
     burst, steady = run.burst, run.steady
     closes = ", ".join(f"{n}x{code}" for code, n in sorted(run.closes.items())) or "0"
+    if run.protocol_errors:  # frames a subscriber refused (bench/fanout_clients.py)
+        closes += f"; {sum(run.protocol_errors.values())} refused a frame"
     checks = (
         f"{burst.duplicates + steady.duplicates:,} / {burst.out_of_order + steady.out_of_order:,}"
         f" / {burst.unaccepted_deliveries + steady.unaccepted_deliveries:,}"
@@ -55,6 +57,7 @@ def _row(run: Run) -> str:
         f"{_num(run.idle_kib_per_connection, 1)} | {_num(run.idle_kib_marginal, 1)} | {burst.alerts} | {_num(burst.per_second)} | "
         f"{_share(burst.delivered, burst.expected)} | {burst.server_cpu:.2f} / {burst.client_cpu:.2f} | "
         f"{run.steady_rate:g} | {_num(steady.per_second)} | {_share(steady.delivered, steady.expected)} | "
+        f"{steady.server_cpu:.2f} / {steady.client_cpu:.2f} ({_num(steady.client_us_per_delivery, 1)}) | "
         f"{_num(steady.p50_ms, 1)} | {_num(steady.p99_ms, 1)} | "
         f"{_num(steady.answer_p50_ms, 1)} / {_num(steady.answer_p99_ms, 1)} | {checks} | {closes} |"
     )
@@ -130,6 +133,27 @@ def _targets(runs: Sequence[Run]) -> list[str]:
     return rows
 
 
+def _placement(args: argparse.Namespace) -> str:
+    if not args.pin:
+        return (
+            "**CPUs**: not pinned (`--no-pin`): the scheduler places the server, the "
+            "publisher and the subscriber processes on any core, so the server's latency "
+            "includes waiting for a core the clients hold."
+        )
+    server, harness = (
+        ", ".join(map(str, sorted(cpus))) for cpus in (args.server_cpus, args.harness_cpus)
+    )
+    return (
+        f"**CPUs** (`--pin`): every thread of the server under test runs on CPU {server} "
+        f"only, this harness (the publisher and the subscriber processes) on CPU {harness} "
+        "only — the same for all three servers. Each server is one process with one event "
+        "loop and uses one core at most; pinned, it has that core to itself, as it would "
+        "facing remote clients, and its latency is not the scheduler's choice to run a "
+        "subscriber on its core. (The relay's SQLite threads share the server's core.) "
+        "Other work on the machine is not pinned: see the load average."
+    )
+
+
 def render(
     runs: Sequence[Run], args: argparse.Namespace, *, when: datetime, event_bytes: int
 ) -> str:
@@ -138,7 +162,7 @@ def render(
     return f"""
 ## Fan-out: deliveries per second, latency and memory per connection
 
-`python -m bench.fanout --subscribers {",".join(map(str, args.subscribers))} --rate {args.rate:g} --duration {args.duration:g} --processes {args.processes}`
+`python -m bench.fanout --subscribers {",".join(map(str, args.subscribers))} --rate {args.rate:g} --duration {args.duration:g} --processes {args.processes} {"--pin" if args.pin else "--no-pin"}`
 — {when:%Y-%m-%d}, {describe()}; load average {load:.1f} when it started.
 
 The same subscriber load ({counts} subscribers) against three servers on 127.0.0.1, each
@@ -164,9 +188,15 @@ started fresh for every row, one process each:
 
 All three carry the same JSON: the relay's own `alert.created` event (about
 {event_bytes:,} bytes), with `bench-ts:<phase>:<due time>` in the alert's
-`reference`. Subscribers ({args.processes} processes, sans-I/O `websockets` clients on
-uvloop, no task per connection) find that stamp with a byte search and bin
-`time.time()` at arrival minus the due time (0.1 ms bins).
+`reference`. Subscribers ({args.processes} processes on uvloop, no task per connection)
+are the same minimal RFC 6455 client for all three servers: the upgrade by hand (its
+accept key checked), then a parser that reads every frame a chunk of data holds in place,
+checks each text message is UTF-8, answers pings and closes, and fails the connection
+(1002 or 1007, counted as "refused a frame") on anything else — so that the harness costs a few
+µs of CPU per delivery and stays small next to what it measures. Each finds the stamp
+with a byte search and bins `time.time()` at arrival minus the due time (0.1 ms bins).
+
+{_placement(args)}
 
 Per row, two connections per subscriber process open first and receive five warm-up
 alerts. **Idle KiB/conn** is the server's VmRSS once the other connections are open,
@@ -178,7 +208,8 @@ once; deliveries per second from the first publish to the last delivery — the 
 server fans out. The CPU column is server / subscriber processes, in cores, over that
 window: a server near 1.00 is the limit; subscribers near the machine's spare cores mean
 the clients are. **Steady**: {args.rate:g} alerts/s for {args.duration:g} s, open loop;
-latency from when each alert was due to its delivery. Deliveries still missing
+latency from when each alert was due to its delivery; its CPU column is the same, with
+the subscriber processes' CPU time per delivery in µs in brackets. Deliveries still missing
 {args.quiet:g} s after the last one arrived (at most {args.drain:g} s after publishing)
 count as not delivered; "closed" counts connections the server closed (4008: too slow).
 Every connection checks what it receives (by `seq` on the relay, by the publisher's serial
@@ -190,8 +221,8 @@ deliveries do not count as delivered, so "delivered" never passes 100 %.
 "201 p50 / p99" is the relay's answer to the publishing POST alone (HTTP and the durable
 commit), the part of its latency the peers do not pay.
 
-| server | subscribers | subscribed | idle KiB/conn | marginal KiB/conn | burst alerts | burst deliveries/s | burst delivered | burst CPU server / clients | steady alerts/s | steady deliveries/s | steady delivered | p50 ms | p99 ms | 201 p50 / p99 ms | dup / disorder / unaccepted | closed |
-| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |
+| server | subscribers | subscribed | idle KiB/conn | marginal KiB/conn | burst alerts | burst deliveries/s | burst delivered | burst CPU server / clients | steady alerts/s | steady deliveries/s | steady delivered | steady CPU server / clients (µs/delivery) | p50 ms | p99 ms | 201 p50 / p99 ms | dup / disorder / unaccepted | closed |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |
 {chr(10).join(_row(run) for run in runs)}
 
 Relay relative to the others (rates: higher is better; p99 and memory: lower is better):
