@@ -301,6 +301,34 @@ async def test_listed_alerts_are_the_full_stored_alerts(world: World) -> None:
     assert listed.json()["items"] == [read.json()]
 
 
+async def test_listed_alerts_carry_their_acks_and_reporters_as_read_alone(world: World) -> None:
+    operation = await world.operation(participants=["KR-KCS", "HK-CED", "TH-CUS"])
+    acked = await world.report("TH-CUS", operation, seizure(), "acked-twice")
+    await world.report("KR-KCS", operation, seizure(), "unacked")
+    for who, status in (("HK-CED", "received"), ("KR-KCS", "no_trace"), ("HK-CED", "intercepted")):
+        response = await world.api.client.post(
+            f"/v1/alerts/{acked}/acks", json={"status": status}, headers=world.keys[who]
+        )
+        assert response.status_code == 201, response.text
+
+    listed = await world.api.client.get(
+        f"/v1/operations/{operation}/alerts", headers=world.keys["KR-KCS"]
+    )
+    read = [
+        (await world.api.client.get(f"/v1/alerts/{world.ids[name]}", headers=world.keys["KR-KCS"]))
+        for name in ("unacked", "acked-twice")
+    ]
+
+    items = listed.json()["items"]
+    assert items == [r.json() for r in read]
+    assert [a["reported_by"] for a in items] == ["KR-KCS", "TH-CUS"]
+    assert sorted((a["administration"], a["status"]) for a in items[1]["acks"]) == [
+        ("HK-CED", "intercepted"),
+        ("KR-KCS", "no_trace"),
+    ]
+    assert items[0]["acks"] == []
+
+
 # --- sorting and paging -------------------------------------------------------------------
 
 SORTS = {
