@@ -11,22 +11,29 @@ in <= 500 ms.
    followed by two cursor continuations, and stats by every dimension.
 
     python -m bench.million [--stores sqlite,postgres] [--alerts 1000000]
+        [--keep DIR] [--no-write]
+
+With ``--keep DIR`` the seeded stores are kept in DIR (bench/kept.py) and a later run
+with the same DIR measures them again without reseeding.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from app.services.stats import DIMENSIONS
+from bench import kept
 from bench.machine import describe
 from bench.report import write_section
 from bench.seeding import Seeded, seed_postgres, seed_sqlite
@@ -147,12 +154,32 @@ class StoreResult:
     stats: dict[str, dict[str, list[float]]]  # caller -> by -> seconds
 
 
-def run_store(store: str, args: argparse.Namespace) -> StoreResult:
-    print(f"{store}: seeding {args.alerts:,} alerts", flush=True)
-    with fresh_store(store) as url:
-        seed = seed_sqlite if store == "sqlite" else seed_postgres
+@contextlib.contextmanager
+def seeded_store(store: str, args: argparse.Namespace) -> Iterator[tuple[str, Seeded]]:
+    """A store holding ``args.alerts`` alerts: fresh (dropped afterwards), or kept in
+    ``args.keep`` and reused by later runs."""
+    seed = seed_sqlite if store == "sqlite" else seed_postgres
+
+    def fill(url: str) -> Seeded:
+        print(f"{store}: seeding {args.alerts:,} alerts", flush=True)
         seeded = seed(url, args.alerts, seed=args.seed)
         print(f"  seeded in {seeded.seconds:,.0f} s", flush=True)
+        return seeded
+
+    if args.keep is None:
+        with fresh_store(store) as url:
+            yield url, fill(url)
+        return
+    url, seeded, reused = kept.kept_store(
+        args.keep, store, alerts=args.alerts, seed=args.seed, fill=fill
+    )
+    if reused:
+        print(f"{store}: reusing the {args.alerts:,} alerts kept in {args.keep}", flush=True)
+    yield url, seeded
+
+
+def run_store(store: str, args: argparse.Namespace) -> StoreResult:
+    with seeded_store(store, args) as (url, seeded):
         result = StoreResult(store, seeded, {}, {})
         with relay_server(url) as base:
             for code, token in seeded.analyst_tokens.items():
@@ -251,9 +278,9 @@ Targets: a filtered list page in p95 â‰¤ {LIST_TARGET_MS} ms, a stats query in â
 
 {verdict(results)}
 
-Method. A fresh migrated store is seeded by bulk insert (`bench/seeding.py`; SQLite
-through Core `executemany` with its full-text triggers, PostgreSQL through `COPY`, then
-`VACUUM ANALYZE` as autovacuum would do). The data (`bench/traffic.py`, `bench/rows.py`):
+Method. A fresh migrated store (or one kept by an earlier run: `--keep DIR`) is seeded
+by bulk insert (`bench/seeding.py`; SQLite through Core `executemany` with its full-text
+triggers, PostgreSQL through `COPY`, then `VACUUM ANALYZE` as autovacuum would do). The data (`bench/traffic.py`, `bench/rows.py`):
 27 administrations, ICE BREAK II (OCU + 21 participants, 95 % of the alerts) and a second
 operation; alerts over {WEEKS} weeks with realistic mixes of kinds, commodities (1 to 3
 items), transport modes, concealments, identifiers and texts; about a quarter restricted
@@ -269,8 +296,10 @@ up to two cursor continuations. Stats: every `by`, {args.stats_runs} runs each.
 
 How. Lists: two indexes (`ix_alert_list_occurred`, `ix_alert_list_seq`) hold, after the
 sort order, every column a filter or the visibility rule tests, so a page is found by
-reading one index in order and only its 50 alerts are then read whole (on PostgreSQL an
-index-only scan); filters on child rows are tested per alert (`EXISTS`), so reading
+reading one index in order (on PostgreSQL an index-only scan) and only its 50 alerts are
+then read whole, in the same query with their reporter's code and acknowledgements (a
+page is three statements: the key, the caller's standing in the operation, the page);
+filters on child rows are tested per alert (`EXISTS`), so reading
 stops as soon as the page is full. SQLite keeps no statistics, so the query says where to
 start: from an identifier's few alerts, from rare words' matches (found by seq in the
 list index), else from the list index in sort order (see `app/services/search.py`).
@@ -320,6 +349,12 @@ def main() -> None:
     parser.add_argument("--stats-runs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=2020)
     parser.add_argument("--no-write", action="store_true", help="print, leave the docs alone")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        metavar="DIR",
+        help="keep the seeded stores in DIR; reuse them if DIR already holds them",
+    )
     args = parser.parse_args()
     results = [run_store(store, args) for store in args.stores.split(",")]
     body = render(results, args)

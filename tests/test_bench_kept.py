@@ -1,0 +1,40 @@
+"""Benchmark stores kept between runs (bench/kept.py): seeded once, reused after."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench import kept
+from bench.seeding import Seeded
+
+
+def seeded(alerts: int) -> Seeded:
+    return Seeded(alerts, 2 * alerts, 1.0, {"RILO-AP": "sr_token"}, ["MSCU1234567"], alerts)
+
+
+def test_a_kept_store_is_seeded_once_and_reused_with_what_was_known_of_it(
+    tmp_path: Path,
+) -> None:
+    fills: list[str] = []
+
+    def fill(url: str) -> Seeded:
+        fills.append(url)
+        return seeded(10)
+
+    url, first, reused_first = kept.kept_store(tmp_path, "sqlite", alerts=10, seed=1, fill=fill)
+    again, second, reused_again = kept.kept_store(tmp_path, "sqlite", alerts=10, seed=1, fill=fill)
+
+    assert (reused_first, reused_again) == (False, True)
+    assert fills == [url]
+    assert again == url
+    assert second == first
+    assert Path(url.split("///", 1)[1]).is_file()
+
+
+def test_a_store_kept_for_other_figures_is_refused(tmp_path: Path) -> None:
+    kept.kept_store(tmp_path, "sqlite", alerts=10, seed=1, fill=lambda url: seeded(10))
+
+    with pytest.raises(SystemExit, match="holds 10 alerts"):
+        kept.load(tmp_path, "sqlite", alerts=20, seed=1)
