@@ -83,6 +83,18 @@ class RelayServer:
             )
         await self._wait_ready()
 
+    async def __aenter__(self) -> RelayServer:
+        """Started; stopped again if it does not become ready."""
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.stop()
+
     async def _wait_ready(self) -> None:
         assert self.process is not None
         deadline = asyncio.get_running_loop().time() + READY_TIMEOUT

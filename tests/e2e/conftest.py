@@ -106,12 +106,8 @@ async def server(
     e2e_database_url: str, chromium: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[RelayServer]:
     """One ``relay serve`` for every end-to-end test that does not stop its server."""
-    relay = RelayServer(e2e_database_url, tmp_path_factory.mktemp("e2e") / "relay.log")
-    try:
-        await relay.start()
+    async with RelayServer(e2e_database_url, tmp_path_factory.mktemp("e2e") / "relay.log") as relay:
         yield relay
-    finally:
-        await relay.stop()
 
 
 @pytest.fixture

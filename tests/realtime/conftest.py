@@ -41,16 +41,12 @@ async def server(
     database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[RelayServer]:
     """One ``relay serve`` per store; it allows two foreign origins."""
-    relay = RelayServer(
+    async with RelayServer(
         database_url,
         tmp_path_factory.mktemp("relay") / "relay.log",
         env={"RELAY_ALLOWED_ORIGINS": f"https://other.example.net, {ALLOWED_ORIGIN}"},
-    )
-    try:
-        await relay.start()
+    ) as relay:
         yield relay
-    finally:
-        await relay.stop()
 
 
 @pytest.fixture

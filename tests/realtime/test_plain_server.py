@@ -35,14 +35,10 @@ PLAIN_UVICORN = [
 async def plain(
     database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[RelayServer]:
-    relay = RelayServer(
+    async with RelayServer(
         database_url, tmp_path_factory.mktemp("plain") / "uvicorn.log", argv=PLAIN_UVICORN
-    )
-    try:
-        await relay.start()
+    ) as relay:
         yield relay
-    finally:
-        await relay.stop()
 
 
 @pytest.fixture
