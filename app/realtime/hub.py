@@ -143,7 +143,7 @@ class Hub:
                 subscription.last_seq = seq
                 self.delivered += 1
             else:
-                self._too_slow(connection)
+                self.too_slow(connection)
 
     def _queue(self, subscription: Subscription, event: LiveEvent, frame: bytes) -> None:
         connection = subscription.connection
@@ -151,7 +151,7 @@ class Hub:
             return
         if subscription.replaying:
             if len(subscription.held) >= self.hold_limit:
-                self._too_slow(connection)
+                self.too_slow(connection)
             else:
                 subscription.held.append(event)
             return
@@ -159,9 +159,10 @@ class Hub:
             subscription.last_seq = event.seq
             self.delivered += 1
         else:
-            self._too_slow(connection)
+            self.too_slow(connection)
 
-    def _too_slow(self, connection: Connection) -> None:
+    def too_slow(self, connection: Connection) -> None:
+        """Close a connection whose outbox is full (4008)."""
         # The reason carries a seq up to which every subscription was sent everything: the
         # client resumes each of them from there and misses nothing.
         self.kill(connection, SLOW_CONSUMER, f"too slow; last seq {safe_resume_seq(connection)}")

@@ -210,7 +210,7 @@ class AsgiWire:
 
 
 class StreamWire(Wire, PyProtocol):
-    """A wire the session can also close, and whose reading it can pause."""
+    """A wire the session can also close."""
 
     def close(self, code: int, reason: str) -> None: ...
 
@@ -459,9 +459,7 @@ class StreamSession:
     def _push(self, frame: str) -> None:
         assert self.connection is not None
         if not self.connection.outbox.push(frame):
-            self.ctx.hub.kill(
-                self.connection, 4008, f"too slow; last seq {self.connection.last_sent_seq}"
-            )
+            self.ctx.hub.too_slow(self.connection)
 
     def _handle(self, text: str) -> None:
         try:
