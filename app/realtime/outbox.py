@@ -109,15 +109,10 @@ class Outbox:
 
     def push(self, frame: Frame, seq: int = 0) -> bool:
         """Queue a frame without waiting; False if the queue is full."""
-        frames = self._frames
-        if len(frames) >= self.limit:
+        if len(self._frames) >= self.limit:
             return False
-        if self._closed:
-            return True  # the connection is closing: nothing more goes out
-        frames.append(frame.encode() if isinstance(frame, str) else frame)
-        self._seqs.append(seq)
-        if not self._marked:
-            self._mark()
+        if not self._closed:  # once the connection is closing, nothing more goes out
+            self._append(frame, seq)
         return True
 
     async def push_paced(self, frame: Frame, seq: int = 0) -> None:
@@ -128,8 +123,10 @@ class Outbox:
                 self._drained = asyncio.Event()
             self._drained.clear()
             await self._drained.wait()
-        if self._closed:
-            return
+        if not self._closed:
+            self._append(frame, seq)
+
+    def _append(self, frame: Frame, seq: int) -> None:
         self._frames.append(frame.encode() if isinstance(frame, str) else frame)
         self._seqs.append(seq)
         if not self._marked:
