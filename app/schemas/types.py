@@ -44,7 +44,8 @@ def _timestamp_string(value: Any) -> Any:
     return value
 
 
-def _to_utc(value: datetime) -> datetime:
+def to_utc(value: datetime) -> datetime:
+    """``value`` in UTC; ValueError if that falls outside the years datetime holds."""
     try:
         return value.astimezone(UTC)
     except OverflowError:
@@ -74,7 +75,7 @@ Territory = Annotated[str, Strict(), AfterValidator(_territory)]
 UtcDatetime = Annotated[
     AwareDatetime,
     BeforeValidator(_timestamp_string),
-    AfterValidator(_to_utc),
+    AfterValidator(to_utc),
     PlainSerializer(format_utc, return_type=str),
 ]
 OutDatetime = Annotated[datetime, PlainSerializer(format_utc, return_type=str)]

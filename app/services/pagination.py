@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 from app.errors import Unprocessable
 from app.jsonenc import dumps, loads
-from app.schemas.types import clean_text
+from app.schemas.types import clean_text, to_utc
 
 T = TypeVar("T")
 
@@ -42,6 +43,16 @@ class Cursor:
         value = str(self._get(name, str))
         try:
             return clean_text(value)
+        except ValueError:
+            raise _invalid() from None
+
+    def timestamp(self, name: str) -> datetime:
+        """An RFC 3339 time with an offset, in UTC."""
+        try:
+            value = datetime.fromisoformat(self.string(name))
+            if value.tzinfo is None:
+                raise ValueError("no offset")
+            return to_utc(value)
         except ValueError:
             raise _invalid() from None
 

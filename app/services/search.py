@@ -245,12 +245,7 @@ def _order(query: Select[Any], sort: Sort, cursor: Cursor | None) -> Select[Any]
         seq = cursor.integer("seq")
         after_seq = Alert.seq < seq if descending else Alert.seq > seq
         if by_time:
-            try:
-                at: datetime | None = datetime.fromisoformat(cursor.string("at"))
-            except ValueError:
-                at = None
-            if at is None or at.tzinfo is None:
-                raise Unprocessable("Invalid cursor", errors=[(("query", "cursor"), "invalid")])
+            at = cursor.timestamp("at")
             # After (at, seq) in sort order; the first term bounds the index range.
             if descending:
                 after = and_(Alert.occurred_at <= at, or_(Alert.occurred_at < at, after_seq))

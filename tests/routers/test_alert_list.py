@@ -498,6 +498,12 @@ FORGED_CURSORS = [
     pytest.param(
         {"sort": "-occurred_at", "seq": 1, "at": "2020-06-17T00:00:00"}, id="at-without-offset"
     ),
+    pytest.param(
+        {"sort": "-occurred_at", "seq": 1, "at": "0001-01-01T00:00:00+01:00"}, id="at-before-utc"
+    ),
+    pytest.param(
+        {"sort": "occurred_at", "seq": 1, "at": "9999-12-31T23:59:59-01:00"}, id="at-after-utc"
+    ),
 ]
 
 
