@@ -37,11 +37,19 @@ def rollup() -> None:
 
     Every write keeps them exact; this repairs them after a restore or a bulk load that
     bypassed the server. Safe while servers run: writes wait while it works."""
+    rows = asyncio.run(_recount())
+    typer.echo(f"statistics recounted: {rows:,} rows")
+
+
+async def _recount() -> int:
+    from app.db import Database
     from app.services.rollup import rebuild_store
 
-    settings = Settings()
-    rows = asyncio.run(rebuild_store(settings.database_url))
-    typer.echo(f"statistics recounted: {rows:,} rows")
+    db = Database(Settings())
+    try:
+        return await rebuild_store(db)
+    finally:
+        await db.dispose()
 
 
 @cli.command()

@@ -23,8 +23,9 @@ from typing import Any
 
 from sqlalchemy import TextClause, delete, func, select, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from app.db import Database
 from app.models import EventCounter, StatRollup
 
 DIMENSIONS = (
@@ -143,19 +144,15 @@ def _compiled(dialect: str, where: str, sign: int = 1) -> TextClause:
     return text(_statement(dialect, where, sign))
 
 
-async def add_created(session: AsyncSession, *, first_seq: int, last_seq: int) -> None:
-    """Add the alerts created with a ``seq`` in ``first_seq..last_seq`` (one batch's)."""
+async def add_inserted(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """A ``WriteTx.after_insert`` hook for ``alert``: add the alerts just inserted (one
+    batch's, whose ``seq`` values form one range)."""
+    seqs = [row["seq"] for row in rows]
     dialect = session.get_bind().dialect.name
     await session.execute(
         _compiled(dialect, "seq BETWEEN :first AND :last"),
-        {"first": first_seq, "last": last_seq},
+        {"first": min(seqs), "last": max(seqs)},
     )
-
-
-async def add_inserted(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """A ``WriteTx.after_insert`` hook for ``alert``: add the alerts just inserted."""
-    seqs = [row["seq"] for row in rows]
-    await add_created(session, first_seq=min(seqs), last_seq=max(seqs))
 
 
 async def add(session: AsyncSession, *, alert_id: str) -> None:
@@ -184,19 +181,14 @@ async def rebuild_async(connection: AsyncConnection) -> None:
     await connection.run_sync(rebuild)
 
 
-async def rebuild_store(database_url: str) -> int:
+async def rebuild_store(db: Database) -> int:
     """Rebuild the table of a store that servers may be writing to (``relay rollup``):
     under the write lock every write takes (see app/committer.py), so no batch lands
     between the recount and its commit. Returns the number of rows written."""
-    engine = create_async_engine(database_url)
-    try:
-        async with engine.begin() as connection:
-            if connection.dialect.name == "postgresql":
-                counter = select(EventCounter.last_seq).where(EventCounter.id == 1)
-                await connection.execute(counter.with_for_update())
-            # On SQLite the DELETE that starts the rebuild takes the database's write lock.
-            await rebuild_async(connection)
-            count = select(func.count()).select_from(StatRollup)
-            return int((await connection.execute(count)).scalar_one())
-    finally:
-        await engine.dispose()
+    async with db.write_engine.begin() as connection:  # on SQLite: BEGIN IMMEDIATE
+        if not db.is_sqlite:
+            counter = select(EventCounter.last_seq).where(EventCounter.id == 1)
+            await connection.execute(counter.with_for_update())
+        await rebuild_async(connection)
+        count = select(func.count()).select_from(StatRollup)
+        return int((await connection.execute(count)).scalar_one())

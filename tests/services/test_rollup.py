@@ -143,7 +143,7 @@ async def test_relay_rollup_recounts_figures_that_went_wrong(api: Api) -> None:
     wrong = (await api.client.get(url, headers=keys["RILO-AP/analyst"])).json()
     assert wrong["total"]["mass_kg"] == pytest.approx(right["total"]["mass_kg"] + 1000)
 
-    rows = await rollup.rebuild_store(api.runtime.settings.database_url)
+    rows = await rollup.rebuild_store(api.runtime.db)
 
     assert rows > 0
     assert (await api.client.get(url, headers=keys["RILO-AP/analyst"])).json() == right
