@@ -15,13 +15,13 @@ For each server and each subscriber count, on a freshly started server:
 Subscribers are spread over ``--processes`` lean processes (bench/fanout_clients.py).
 Every phase is time-limited and every process is stopped whatever happens.
 
-CPUs (``--pin``, the default on a machine with two or more): every thread of the server
-under test runs on CPU 0 only, and this process (the publisher) and the subscriber
-processes on the other CPUs only, the same for all three servers. Each server is one
-process with one event loop, so it can use one core whatever happens; pinned, that core
-is its own, and a latency figure is the server's, not the scheduler's choice to run a
-subscriber process on the server's core while the server waits. ``--no-pin`` leaves the
-placement to the scheduler.
+CPUs (``--pin``, the default when this process may use two or more CPUs): every thread
+of the server under test runs only on the first CPU this process may run on, and this
+process (the publisher) and the subscriber processes only on the others, the same for
+all three servers. Each server is one process with one event loop, so it can use one
+core whatever happens; pinned, that core is its own, and a latency figure is the
+server's, not the scheduler's choice to run a subscriber process on the server's core
+while the server waits. ``--no-pin`` leaves the placement to the scheduler.
 
     python -m bench.fanout [--servers relay,raw,socketio] [--subscribers 1000,5000]
         [--rate 50] [--duration 10] [--processes 2] [--pin | --no-pin]
@@ -53,6 +53,7 @@ from bench.fanout_targets import (
     Payload,
     Publisher,
     Server,
+    marker,
     publisher_for,
     relay_event_payload,
     start,
@@ -71,7 +72,7 @@ class PhaseResult:
     expected: int = 0  # alerts x subscribers connected
     delivered: int = 0  # of accepted alerts, each at most once per connection
     duplicates: int = 0  # an event delivered again to a connection that had it
-    out_of_order: int = 0  # relay: an event delivered after a higher seq
+    out_of_order: int = 0  # delivered after a higher seq (relay) or serial (peers)
     unaccepted_alerts: int = 0  # delivered, though the publisher did not see them accepted
     unaccepted_deliveries: int = 0
     seconds: float = 0.0  # first publish to last delivery
@@ -254,9 +255,7 @@ async def measure(name: str, subscribers: int, args: argparse.Namespace, payload
         pool = SubscriberPool(args.processes)
         stack.callback(pool.close)
         if args.server_cpus:
-            threads = pin(server.pid, args.server_cpus)
-            for pid in pool.pids:  # they inherit this process's CPUs; said again, to be sure
-                pin(pid, args.harness_cpus)
+            threads = pin(server.pid, args.server_cpus)  # the subscribers inherit ours
             print(
                 f"  pinned: the server's {threads} threads (pid {server.pid}) to CPU "
                 f"{cpu_list(args.server_cpus)}, publisher and subscriber processes "
@@ -382,7 +381,7 @@ async def measure_all(args: argparse.Namespace) -> tuple[list[Run], int]:
                     server=name, subscribers=subscribers, error=f"{type(exc).__name__}: {exc}"
                 )
             runs.append(run)
-    event = payloads.current.event("bench-ts:3:1700000000.000000")
+    event = payloads.current.event(marker(STEADY, 1_700_000_000.0, 1))
     return runs, len(event.encode())
 
 

@@ -1,27 +1,18 @@
 """Subscriber processes for ``bench.fanout``: thousands of websocket connections per
 process, kept lean so that the clients cost little CPU next to the server they measure.
 Each connection is a bare asyncio Protocol on uvloop (no task, no stream reader), with
-its own minimal RFC 6455 client: the opening handshake by hand (the accept key checked),
-and a parser for what a server sends (unmasked frames) that reads every frame a chunk of
-data holds in place, by offset, without copying the buffer per frame. Text messages,
-fragmented ones included, are checked to be UTF-8; a ping is answered with a (masked)
-pong; a close is answered and recorded. Anything else (a masked or binary frame,
-reserved bits or opcodes, a stray continuation, an oversized or fragmented control
-frame, an extension the client did not offer) fails the connection with 1002 (1007 for
-text that is not UTF-8) and is counted, by reason, as a protocol error: the benchmark
-reports them, never skips them.
+its own minimal RFC 6455 client: the opening handshake by hand (the accept key checked,
+an extension the client did not offer refused; a failed handshake is counted as a
+connect error), and a parser for what a server sends (unmasked frames) that reads every
+frame a chunk of data holds in place, by offset, without copying the buffer per frame.
+Text messages, fragmented ones included, are checked to be UTF-8; a ping is answered
+with a (masked) pong; a close is answered and recorded. Anything else (a masked or
+binary frame, reserved bits or opcodes, a stray continuation, an oversized or fragmented
+control frame) fails the connection with 1002 (1007 for text that is not UTF-8) and is
+counted, by reason, as a protocol error: the benchmark reports them, never skips them.
 
-Every alert carries ``bench-ts:<phase>:<unix time it was due>:<serial>`` (in the relay's
-``reference`` field, verbatim in the peers' payloads); a connection finds it with one
-bytes search, without parsing the JSON, and files the latency under that phase.
-
-Each connection also checks what it receives. An event is identified by its ``seq`` on
-the relay (the peers repeat one payload, so there by the publisher's serial number): a
-second delivery of one to the same connection is a *duplicate* and does not count as
-delivered; on the relay, one that arrives after a higher ``seq`` is also counted as *out
-of order*. Deliveries are counted per serial, so the parent can tell alerts the
-publisher saw accepted from alerts the server committed although the publisher did not
-hear so (answered too late, cancelled at the phase's time limit, or refused).
+What a connection records of each message (the stamp; duplicate, out-of-order and
+per-serial counts) is described in bench/fanout_record.py.
 
 The parent (bench/fanout_pool.py) drives a process through a pipe: ``open``
 connections, ``counts`` (cheap, polled while a phase drains), ``stats`` (with latency
@@ -41,7 +32,7 @@ from collections import Counter
 from multiprocessing.connection import Connection
 from typing import Any
 
-from bench.fanout_record import BUCKETS, Recorder, Seen
+from bench.fanout_record import PhaseStats, Recorder, Seen
 
 # --- the websocket client --------------------------------------------------------------
 
@@ -216,13 +207,8 @@ class Subscriber(asyncio.Protocol):
         while end - pos >= 2 and not self._failed:
             first, second = data[pos], data[pos + 1]
             length, start = second & 0x7F, pos + 2
-            if length == 126:
-                start += 2
-                if start > end:
-                    break
-                length = int.from_bytes(data[pos + 2 : start], "big")
-            elif length == 127:
-                start += 8
+            if length >= 126:  # 126: a 2-byte extended length follows, 127: an 8-byte one
+                start += 2 if length == 126 else 8
                 if start > end:
                     break
                 length = int.from_bytes(data[pos + 2 : start], "big")
@@ -406,19 +392,19 @@ class Process:
         return {phase: stats.count for phase, stats in self.recorder.phases.items()}
 
     def stats(self, phase: int) -> dict[str, Any]:
-        stats = self.recorder.phases.get(phase)
+        stats = self.recorder.phases.get(phase) or PhaseStats()
         return {
-            "count": stats.count if stats else 0,
-            "first": stats.first if stats else 0.0,
-            "last": stats.last if stats else 0.0,
-            "buckets": stats.buckets if stats else [0] * BUCKETS,
+            "count": stats.count,
+            "first": stats.first,
+            "last": stats.last,
+            "buckets": stats.buckets,
             "open": sum(1 for s in self.subscribers if s.subscribed and not _closed(s)),
             "lost": self.recorder.lost,
             "closes": dict(self.recorder.closes),
             "protocol_errors": dict(self.recorder.protocol_errors),
-            "duplicates": stats.duplicates if stats else 0,
-            "out_of_order": stats.out_of_order if stats else 0,
-            "by_serial": dict(stats.by_serial) if stats else {},
+            "duplicates": stats.duplicates,
+            "out_of_order": stats.out_of_order,
+            "by_serial": dict(stats.by_serial),
         }
 
     def close_all(self) -> None:

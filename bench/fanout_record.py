@@ -1,6 +1,19 @@
-"""What the subscriber processes of ``bench.fanout`` record: latency histograms per
-phase, and per connection which events it received, so duplicates, out-of-order and
-unaccepted deliveries are counted (see bench/fanout_clients.py)."""
+"""What the subscriber processes of ``bench.fanout`` (bench/fanout_clients.py) record:
+latency histograms per phase, and per connection which events it received, so
+duplicates, out-of-order and unaccepted deliveries are counted.
+
+Every alert carries ``bench-ts:<phase>:<unix time it was due>:<serial>`` (in the relay's
+``reference`` field, verbatim in the peers' payloads); a connection finds it with one
+bytes search, without parsing the JSON, and files the latency under that phase.
+
+Each connection also checks what it receives. An event is identified by its ``seq`` on
+the relay (the peers repeat one payload, so there by the publisher's serial number): a
+second delivery of one to the same connection is a *duplicate* and does not count as
+delivered; one that arrives after a higher one (``seq`` on the relay, serial on the
+peers) still counts as delivered, and also as *out of order*. Deliveries are counted per
+serial, so the parent can tell alerts the publisher saw accepted from alerts the server
+committed although the publisher did not hear so (answered too late, cancelled at the
+phase's time limit, or refused)."""
 
 from __future__ import annotations
 
@@ -8,6 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 MARKER = b"bench-ts:"
+SEQ = b'"seq":'
 FINE_BUCKETS = 20_000  # 0.1 ms buckets up to 2 s
 COARSE_BUCKETS = 11_800  # then 10 ms buckets up to 120 s
 BUCKETS = FINE_BUCKETS + COARSE_BUCKETS
@@ -42,12 +56,12 @@ def percentile_ms(buckets: list[int], q: float) -> float:
 
 @dataclass(slots=True)
 class PhaseStats:
-    count: int = 0  # deliveries, less duplicates and out-of-order ones
+    count: int = 0  # deliveries, less duplicates
     first: float = 0.0
     last: float = 0.0
     buckets: list[int] = field(default_factory=lambda: [0] * BUCKETS)
     duplicates: int = 0  # an event this connection had already received
-    out_of_order: int = 0  # relay: an event below one this connection had received
+    out_of_order: int = 0  # an event below one this connection had (seq, or serial on peers)
     by_serial: Counter[int] = field(default_factory=Counter)
 
 
@@ -66,9 +80,6 @@ class Seen:
             return False
         ids[ident] = 1
         return True
-
-
-SEQ = b'"seq":'
 
 
 @dataclass(slots=True)

@@ -187,7 +187,7 @@ started fresh for every row, one process each:
   connect puts the client in a room; a publisher's `publish` event is emitted to the room.
 
 All three carry the same JSON: the relay's own `alert.created` event (about
-{event_bytes:,} bytes), with `bench-ts:<phase>:<due time>` in the alert's
+{event_bytes:,} bytes), with `bench-ts:<phase>:<due time>:<serial>` in the alert's
 `reference`. Subscribers ({args.processes} processes on uvloop, no task per connection)
 are the same minimal RFC 6455 client for all three servers: the upgrade by hand (its
 accept key checked), then a parser that reads every frame a chunk of data holds in place,
@@ -214,7 +214,7 @@ the subscriber processes' CPU time per delivery in µs in brackets. Deliveries s
 count as not delivered; "closed" counts connections the server closed (4008: too slow).
 Every connection checks what it receives (by `seq` on the relay, by the publisher's serial
 number on the peers): **dup / disorder / unaccepted** counts, over both phases, events a
-connection received a second time, events received after a higher `seq`, and deliveries
+connection received a second time, events received after a higher one, and deliveries
 of alerts the publisher never saw accepted (in brackets: how many such alerts; a POST
 still unanswered when the phase's time ran out is one). Duplicates and unaccepted
 deliveries do not count as delivered, so "delivered" never passes 100 %.

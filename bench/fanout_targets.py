@@ -154,6 +154,7 @@ class HttpPublisher:
         serial = next(self._serials)
         reader, writer = await self.pool.get()
         status: int | None = None
+        raised: str | None = None
         try:
             if reader.at_eof():  # the server closed it while idle (keep-alive timeout)
                 writer.close()
@@ -168,12 +169,14 @@ class HttpPublisher:
                 status = await loadgen.exchange(reader, writer, request)
             self.answered.append(time.perf_counter() - sent)
         except (OSError, ValueError, IndexError, asyncio.IncompleteReadError) as exc:
-            self.refusals[type(exc).__name__] += 1
+            raised = type(exc).__name__
             writer.close()
             reader, writer = await self._connect()
         self.pool.put_nowait((reader, writer))
         if status != 201:
-            self.refusals[str(status)] += 1
+            # One reason per failed publish: the exception's name, else the status (None:
+            # the server closed the connection twice without answering).
+            self.refusals[raised or str(status)] += 1
             return False
         self.accepted.add(serial)
         return True

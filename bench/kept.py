@@ -5,12 +5,13 @@ to know of it (``Seeded``: the analyst tokens, sample identifiers) in ``<store>.
 
 Reading a kept store adds audit rows (every list request is audited) and nothing else a
 list or stats request reads. To drop one: remove the directory and, for PostgreSQL, its
-database (``dropdb relay_kept_<directory name>``)."""
+database (``dropdb relay_kept_<directory name>_<hash>``, the name in the manifest's url)."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import json
 import re
 from collections.abc import Callable
@@ -40,9 +41,13 @@ def _manifest(directory: Path, store: str) -> Path:
 
 
 def _database_name(directory: Path) -> str:
-    """A PostgreSQL database name of the directory's name (one per kept directory)."""
-    slug = re.sub(r"[^a-z0-9_]", "_", directory.resolve().name.lower())[:40]
-    return f"relay_kept_{slug}"
+    """A PostgreSQL database name of the directory's name and a hash of its whole path, so
+    that ``/a/kept`` and ``/b/kept`` do not share (and drop) one database; at most 60
+    characters, within PostgreSQL's 63."""
+    resolved = directory.resolve()
+    slug = re.sub(r"[^a-z0-9_]", "_", resolved.name.lower())[:40]
+    digest = hashlib.sha256(str(resolved).encode()).hexdigest()[:8]
+    return f"relay_kept_{slug}_{digest}"
 
 
 def _url(directory: Path, store: str) -> str:

@@ -32,33 +32,15 @@ from typing import Any
 
 import httpx
 
-from bench.million import MAIN, MIXES
+from bench.fanout_proc import cpu_seconds, pid_listening
+from bench.million import MIXES, percentile
 from bench.seeding import Seeded
 from bench.server import relay_server
+from bench.traffic import MAIN
 
-TICKS = os.sysconf("SC_CLK_TCK")
 # First pages per batch: on a busy machine the least CPU time per page of any batch is
 # the steadiest figure (other work only ever adds to it).
 BATCH = 24
-
-
-def server_pid(port: int) -> int:
-    """The ``relay serve`` process listening on ``port``."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"serve" in argv and str(port).encode() in argv:
-            return int(entry.name)
-    raise RuntimeError(f"no relay serve on port {port}")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
 
 
 def requests_of(seeded: Seeded, rng: random.Random, count: int) -> list[tuple[int, Any]]:
@@ -105,13 +87,12 @@ class Server:
         self.wall += wall
 
     def summary(self) -> str:
-        ordered = sorted(self.wall)
         return (
             f"{self.name}: {len(self.wall)} pages; server CPU ms/page: least of "
             f"{len(self.per_page)} batches {min(self.per_page) * 1000:.2f}, median "
             f"{statistics.median(self.per_page) * 1000:.2f}; wall p50 "
-            f"{statistics.median(ordered) * 1000:.1f} ms, p95 "
-            f"{ordered[int(0.95 * len(ordered))] * 1000:.1f} ms"
+            f"{statistics.median(self.wall) * 1000:.1f} ms, p95 "
+            f"{percentile(self.wall, 0.95):.1f} ms"
         )
 
 
@@ -150,7 +131,7 @@ def main() -> None:
             env = {"PYTHONPATH": path} if path else None
             base = stack.enter_context(relay_server(data["url"], env=env))
             http = stack.enter_context(httpx.Client(base_url=base, timeout=120))
-            server = Server(name, http, server_pid(int(base.rsplit(":", 1)[1])))
+            server = Server(name, http, pid_listening(int(base.rsplit(":", 1)[1])))
             run(http, seeded, requests_of(seeded, random.Random(args.seed + 1), 40))  # warm-up
             servers.append(server)
         spy = py_spy(servers[0].pid, args.py_spy) if args.py_spy else None

@@ -11,7 +11,14 @@ from bench.seeding import Seeded
 
 
 def seeded(alerts: int) -> Seeded:
-    return Seeded(alerts, 2 * alerts, 1.0, {"RILO-AP": "sr_token"}, ["MSCU1234567"], alerts)
+    return Seeded(
+        alerts=alerts,
+        events=2 * alerts,
+        seconds=1.0,
+        analyst_tokens={"RILO-AP": "sr_token"},
+        identifiers=["MSCU1234567"],
+        documents_checked=alerts,
+    )
 
 
 def test_a_kept_store_is_seeded_once_and_reused_with_what_was_known_of_it(
@@ -38,3 +45,14 @@ def test_a_store_kept_for_other_figures_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(SystemExit, match="holds 10 alerts"):
         kept.load(tmp_path, "sqlite", alerts=20, seed=1)
+
+
+def test_directories_of_the_same_name_keep_separate_postgresql_databases(
+    tmp_path: Path,
+) -> None:
+    first = kept._database_name(tmp_path / "a" / "kept")
+    second = kept._database_name(tmp_path / "b" / "kept")
+
+    assert first != second
+    assert first.startswith("relay_kept_kept_")
+    assert len(kept._database_name(tmp_path / ("x" * 100))) < 63
