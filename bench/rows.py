@@ -30,6 +30,7 @@ from app.models import (
     AuditRecord,
     Event,
 )
+from app.models.alert import commodity_mask
 from app.schemas.alert import AlertBody
 from app.schemas.types import format_utc
 from bench.traffic import (
@@ -220,6 +221,7 @@ class Generator:
             "origin": (document["route"] or {}).get("origin"),
             "destination": (document["route"] or {}).get("destination"),
             "audience_scope": document["audience"]["scope"],
+            "commodity_mask": commodity_mask(item["commodity"] for item in document["items"]),
             "summary": document["summary"],
             "narrative": document["narrative"],
             "concealment": document["concealment"],

@@ -109,3 +109,70 @@ async def test_upgrading_a_store_that_holds_alerts_fills_their_statistics(
     assert written["RILO-AP/analyst"]["total"]["mass_kg"] == pytest.approx(2.85)
     assert written["HK-CED/analyst"]["total"]["mass_kg"] == pytest.approx(2.85)
     assert written["KR-KCS/analyst"]["total"]["mass_kg"] == pytest.approx(2.35)
+
+
+@pytest.mark.parametrize("kind", STORES)
+async def test_upgrading_a_store_that_holds_alerts_fills_their_commodity_masks(
+    kind: str, tmp_path: Path
+) -> None:
+    """Migration 0004 gives alerts written before it the bits of their items'
+    commodities, which commodity filters on lists and exports now read."""
+    from alembic import command
+
+    from app.migrate import alembic_config
+    from tests.api import Api, pre_alert, seizure
+    from tests.conftest import client_for, reset, settings_for
+
+    def item(commodity: str) -> dict[str, Any]:
+        return {"commodity": commodity, "quantity": 1, "unit": "kg"}
+
+    async def matching(client: Any, headers: dict[str, str], commodities: list[str]) -> set[str]:
+        response = await client.get(
+            "/v1/operations/ICEBREAK-II/alerts",
+            params=[("commodity", c) for c in commodities],
+            headers=headers,
+        )
+        assert response.status_code == 200, response.text
+        return {alert["id"] for alert in response.json()["items"]}
+
+    queries = [["heroin"], ["fentanyl"], ["other_precursor"], ["cocaine"], ["heroin", "cocaine"]]
+    async with fresh_database(kind, tmp_path) as url:
+        app = create_app(settings_for(url))
+        async with app.router.lifespan_context(app):
+            await reset(app.state.runtime)
+            async with client_for(app) as client:
+                api = Api(client, app.state.runtime)
+                keys = await api.ice_break()
+                reader = keys["RILO-AP"]
+                ids = {
+                    name: (await api.report(keys["KR-KCS"], "ICEBREAK-II", body))["id"]
+                    for name, body in {
+                        "heroin+fentanyl": seizure(items=[item("heroin"), item("fentanyl")]),
+                        "precursor": seizure(items=[item("other_precursor")]),
+                        "no items": pre_alert(),
+                    }.items()
+                }
+                written = {tuple(q): await matching(client, reader, q) for q in queries}
+
+        config = alembic_config(url)
+        await asyncio.to_thread(command.downgrade, config, "0003")
+        engine = create_async_engine(url)
+        try:
+            async with engine.connect() as connection:
+                columns = await connection.run_sync(
+                    lambda c: {col["name"] for col in inspect(c).get_columns("alert")}
+                )
+        finally:
+            await engine.dispose()
+        assert "commodity_mask" not in columns
+        await asyncio.to_thread(upgrade, url)
+
+        app = create_app(settings_for(url))
+        async with app.router.lifespan_context(app), client_for(app) as client:
+            upgraded = {tuple(q): await matching(client, reader, q) for q in queries}
+
+    assert upgraded == written
+    assert written[("heroin",)] == written[("fentanyl",)] == {ids["heroin+fentanyl"]}
+    assert written[("other_precursor",)] == {ids["precursor"]}
+    assert written[("cocaine",)] == set()
+    assert written[("heroin", "cocaine")] == {ids["heroin+fentanyl"]}

@@ -6,6 +6,7 @@ rendering; the scalar columns and child tables copy what lists, filters and stat
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, Text
@@ -27,8 +28,45 @@ LISTED = (
     "destination",
     "reporter_id",
     "audience_scope",
+    "commodity_mask",
     "id",
 )
+
+# Bit ``i`` of ``Alert.commodity_mask`` is set when one of the alert's items holds
+# ``COMMODITY_BITS[i]``. The list indexes carry the mask, so a commodity filter is tested
+# on the index entry instead of looking up each alert's items. Append only: stored masks
+# mean what this order says (migration 0004 keeps its own copy of it).
+COMMODITY_BITS = (
+    "methamphetamine",
+    "amphetamine",
+    "mdma",
+    "heroin",
+    "opium",
+    "cocaine",
+    "cannabis",
+    "ketamine",
+    "fentanyl",
+    "nps",
+    "tramadol",
+    "other_drug",
+    "ephedrine",
+    "pseudoephedrine",
+    "p2p",
+    "p2np",
+    "apaan",
+    "apaa",
+    "methylamine",
+    "other_precursor",
+)
+_BIT_OF = {commodity: 1 << i for i, commodity in enumerate(COMMODITY_BITS)}
+
+
+def commodity_mask(commodities: Iterable[str]) -> int:
+    """The bits of ``commodities`` (an int4 on PostgreSQL: at most 31 commodities)."""
+    mask = 0
+    for commodity in commodities:
+        mask |= _BIT_OF[commodity]
+    return mask
 
 
 class Alert(Base):
@@ -54,6 +92,7 @@ class Alert(Base):
     origin: Mapped[str | None] = mapped_column(String(2))
     destination: Mapped[str | None] = mapped_column(String(2))
     audience_scope: Mapped[str] = mapped_column(String(16))
+    commodity_mask: Mapped[int] = mapped_column(Integer, server_default="0")
     summary: Mapped[str] = mapped_column(String(300))
     narrative: Mapped[str | None] = mapped_column(Text)
     concealment: Mapped[str | None] = mapped_column(Text)

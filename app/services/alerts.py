@@ -30,6 +30,7 @@ from app.models import (
     AlertRecipient,
     Operation,
 )
+from app.models.alert import commodity_mask
 from app.models.base import utcnow
 from app.realtime.events import AlertFacts
 from app.schemas.alert import AlertBody, RestrictedAudience
@@ -200,6 +201,7 @@ def _apply_body(alert: Alert, body: AlertBody) -> dict[str, Any]:
     alert.origin = body.route.origin if body.route else None
     alert.destination = body.route.destination if body.route else None
     alert.audience_scope = body.audience.scope
+    alert.commodity_mask = commodity_mask(item.commodity.value for item in body.items)
     alert.summary = body.summary
     alert.narrative = body.narrative
     alert.concealment = body.concealment

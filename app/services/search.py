@@ -20,7 +20,8 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Unprocessable
-from app.models import Ack, Administration, Alert, AlertConcealment, AlertIdentifier, AlertItem
+from app.models import Ack, Administration, Alert, AlertConcealment, AlertIdentifier
+from app.models.alert import commodity_mask
 from app.services import fulltext
 from app.services.audit import AuditSink
 from app.services.keys import Caller
@@ -115,7 +116,8 @@ def filter_clauses(
     where: AlertFilter, *, dialect: str, reporter_id: int | None, look_up_words: bool = False
 ) -> list[ColumnElement[bool]]:
     """The filters as predicates over ``Alert``; those on child rows are tested per alert
-    (``EXISTS``), so a page read in sort order stops early instead of gathering every match."""
+    (``EXISTS``; commodities excepted: see ``COMMODITY_BITS``), so a page read in sort order
+    stops early instead of gathering every match."""
     clauses: list[ColumnElement[bool]] = []
     for column, values in (
         (Alert.kind, where.kind),
@@ -125,10 +127,8 @@ def filter_clauses(
     ):
         if values:
             clauses.append(column.in_(values))
-    if where.commodity:
-        clauses.append(
-            exists().where(AlertItem.alert_id == Alert.id, AlertItem.commodity.in_(where.commodity))
-        )
+    if where.commodity:  # on the list index's copy of the items' commodities
+        clauses.append(Alert.commodity_mask.bitwise_and(commodity_mask(where.commodity)) != 0)
     if where.concealment_method:
         clauses.append(
             exists().where(

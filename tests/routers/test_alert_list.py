@@ -727,3 +727,45 @@ async def test_full_text_pages_follow_every_sort_however_they_are_sampled(
             if (cursor := response.json()["next_cursor"]) is None:
                 break
         assert names == expected, (limit, names)
+
+
+def test_every_commodity_has_its_own_bit_in_an_int4() -> None:
+    from app.models.alert import COMMODITY_BITS, commodity_mask
+    from app.schemas.vocabulary import Commodity
+
+    assert sorted(COMMODITY_BITS) == sorted(c.value for c in Commodity)
+    assert len(COMMODITY_BITS) <= 31  # PostgreSQL's integer, sign bit left alone
+    masks = [commodity_mask([c]) for c in COMMODITY_BITS]
+    assert len(set(masks)) == len(masks) and all(m & (m - 1) == 0 for m in masks)
+
+
+async def test_amending_an_alerts_items_moves_it_between_commodity_filters(world: World) -> None:
+    code = await world.operation(participants=["KR-KCS", "HK-CED"])
+    body = seizure(items=[{"commodity": "heroin", "quantity": 1, "unit": "kg"}])
+    alert_id = await world.report("KR-KCS", code, body, "amended items")
+
+    async def under(commodity: str) -> list[str]:
+        return await world.listed({"commodity": commodity}, operation=code)
+
+    assert (await under("heroin"), await under("fentanyl")) == (["amended items"], [])
+    items = [
+        {"commodity": "fentanyl", "quantity": 20, "unit": "g"},
+        {"commodity": "other_precursor", "quantity": 3, "unit": "l"},
+    ]
+    current = await world.api.client.get(f"/v1/alerts/{alert_id}", headers=world.keys["KR-KCS"])
+    response = await world.api.client.patch(
+        f"/v1/alerts/{alert_id}",
+        json={"items": items},
+        headers={**world.keys["KR-KCS"], "If-Match": current.headers["ETag"]},
+    )
+    assert response.status_code == 200, response.text
+
+    assert await under("heroin") == []
+    assert await under("fentanyl") == await under("other_precursor") == ["amended items"]
+    # The export reads the same filter.
+    export = await world.api.client.get(
+        f"/v1/operations/{code}/export",
+        params={"format": "ndjson", "commodity": "heroin"},
+        headers=world.keys["RILO-AP/analyst"],
+    )
+    assert export.status_code == 200 and export.text == ""
