@@ -69,3 +69,44 @@ async def test_slow_reader_is_closed_with_4008_and_resumes_from_its_last_seq(
         frames = await resumed.events(len(rest))
         await resumed.quiet(0.3)
     assert frames == [event_frame("again", e) for e in rest]
+
+
+async def test_a_reader_whose_own_answers_overflow_its_queue_is_closed_with_4008(
+    server: RelayServer, world: World
+) -> None:
+    """The server's answers to a client's own frames (pongs, errors) queue like events: a
+    client that sends and never reads is closed with 4008 too, by the same rule, and the
+    other connections go on."""
+    ice = await world.ice_break()
+    # Error frames that echo a 50 kB id (an unsubscribe's id has no length bound; a
+    # subscribe's has) fill the socket buffers (4 MB at most here: tcp_wmem), and those
+    # that do not fit wait in the connection's queue of at most 1000 frames, where each
+    # ping's pong then joins them until one finds it full.
+    unknown = "x" * 50_000
+    errors = 400
+    async with (
+        Stream.open(
+            server.base_url,
+            headers=ice.hk.headers,
+            sock=small_buffer_socket(server.base_url),
+            max_queue=1,
+        ) as chatty,
+        Stream.open(server.base_url, headers=ice.th.headers) as steady,
+    ):
+        await steady.subscribe("steady", ice.operation)
+        for _ in range(errors):
+            await chatty.send({"type": "unsubscribe", "id": unknown})
+        for _ in range(1100):
+            await chatty.send({"type": "ping"})
+        reported = await world.report(ice.kr, ice.operation, reference="after the flood")
+        [delivered] = await steady.events(1)
+        closed = await chatty.closed(within=30)
+
+    assert delivered["event"]["alert"]["id"] == reported["id"]
+    assert closed.code == 4008, (closed.code, closed.reason)
+    # It was sent no event: every subscription it opens again starts from where it asks.
+    assert re.search(r"last seq 0$", closed.reason), closed.reason
+    # What reached it before the close: errors only, and not all of them; the queued rest
+    # and every pong were dropped with the connection.
+    assert {frame["type"] for frame in closed.frames} == {"error"}
+    assert len(closed.frames) < errors
