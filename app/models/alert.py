@@ -107,7 +107,7 @@ class AlertItem(Base):
     __tablename__ = "alert_item"
     __table_args__ = (
         Index("ix_alert_item_commodity", "commodity", "alert_id"),
-        # An alert's items with what a commodity filter and the stats read of them.
+        # An alert's items with what the statistics read of them.
         Index("ix_alert_item_alert", "alert_id", "commodity", "unit", "quantity"),
     )
 

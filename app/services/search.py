@@ -261,7 +261,8 @@ def _order(
         after_seq = seq_key < seq if descending else seq_key > seq
         if by_time:
             at = cursor.timestamp("at")
-            # After (at, seq) in sort order; the first term bounds the index range.
+            # After (at, seq) in sort order; as columns, the first term bounds the index
+            # range (``gathered`` keeps it from doing so on purpose).
             if descending:
                 after = and_(time_key <= at, or_(time_key < at, after_seq))
             else:

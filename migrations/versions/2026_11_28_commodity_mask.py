@@ -6,9 +6,10 @@ keeps its items' commodities as bits (app/models/alert.py, COMMODITY_BITS) and b
 indexes carry them, so the test is made on the index entry. Filled here from the items
 already stored.
 
-PostgreSQL: the fill rewrites every alert row, which clears the table's visibility map
-until the next VACUUM; index-only list reads fetch rows meanwhile. Autovacuum catches up
-on its own; `VACUUM ANALYZE alert` after the upgrade does it at once.
+The fill rewrites every alert that has items (nearly all). On PostgreSQL that clears the
+table's visibility map until the next VACUUM, and index-only list reads fetch rows
+meanwhile: autovacuum catches up on its own, `VACUUM ANALYZE alert` after the upgrade
+does it at once (`VACUUM FULL alert` also gives back the space the old rows held).
 
 Revision ID: 0004
 Revises: 0003
@@ -64,9 +65,12 @@ LISTED_BEFORE = [
 LISTED = [*LISTED_BEFORE[:-1], "commodity_mask", "id"]
 
 
-def _list_indexes(listed: list[str]) -> None:
+def _drop_list_indexes() -> None:
     op.drop_index("ix_alert_list_occurred", table_name="alert")
     op.drop_index("ix_alert_list_seq", table_name="alert")
+
+
+def _list_indexes(listed: list[str]) -> None:
     op.create_index(
         "ix_alert_list_occurred", "alert", ["operation_id", "occurred_at", "seq", *listed]
     )
@@ -74,6 +78,9 @@ def _list_indexes(listed: list[str]) -> None:
 
 
 def upgrade() -> None:
+    # The old list indexes go first: the fill would otherwise add an entry to each of
+    # them for every alert it rewrites, only to drop them afterwards.
+    _drop_list_indexes()
     op.add_column(
         "alert",
         sa.Column("commodity_mask", sa.Integer(), server_default="0", nullable=False),
@@ -92,5 +99,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    _list_indexes(LISTED_BEFORE)
+    _drop_list_indexes()
     op.drop_column("alert", "commodity_mask")
+    _list_indexes(LISTED_BEFORE)
