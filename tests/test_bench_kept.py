@@ -56,3 +56,30 @@ def test_directories_of_the_same_name_keep_separate_postgresql_databases(
     assert first != second
     assert first.startswith("relay_kept_kept_")
     assert len(kept._database_name(tmp_path / ("x" * 100))) < 63
+
+
+def test_a_store_kept_under_older_migrations_is_brought_to_the_head_when_reused(
+    tmp_path: Path,
+) -> None:
+    import json
+    import sqlite3
+
+    from alembic import command
+
+    from app.migrate import alembic_config
+
+    url, _, _ = kept.kept_store(tmp_path, "sqlite", alerts=10, seed=1, fill=lambda u: seeded(10))
+    manifest = tmp_path / "sqlite.json"
+    head = json.loads(manifest.read_text())["revision"]
+    command.downgrade(alembic_config(url), "0003")
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "revision": "0003"}))
+
+    def columns() -> set[str]:
+        with sqlite3.connect(url.split("///", 1)[1]) as connection:
+            return {row[1] for row in connection.execute("PRAGMA table_info(alert)")}
+
+    assert "commodity_mask" not in columns()
+    assert kept.load(tmp_path, "sqlite", alerts=10, seed=1) is not None
+
+    assert "commodity_mask" in columns()
+    assert json.loads(manifest.read_text())["revision"] == head is not None
