@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from app.realtime.outbox import FLUSH_SLICE
 from bench.machine import describe
 
 if TYPE_CHECKING:
@@ -175,7 +176,7 @@ started fresh for every row, one process each:
   committed durably (`synchronous=FULL`) before it fans out, so its latency includes HTTP
   and the commit. Fan-out encodes each event once per subscription id, checks visibility
   once per administration, queues the frame in each connection's bounded outbox, then
-  writes the outboxes straight to their transports, 500 connections per turn of the event
+  writes the outboxes straight to their transports, {FLUSH_SLICE} connections per turn of the event
   loop (no task per connection; the frames one commit queued for a connection leave in
   one write). With 8 POSTs in flight, the burst rate is bounded by how fast HTTP answers
   as much as by fan-out.

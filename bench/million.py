@@ -298,8 +298,10 @@ How. Lists: two indexes (`ix_alert_list_occurred`, `ix_alert_list_seq`) hold, af
 sort order, every column a filter or the visibility rule tests, so a page is found by
 reading one index in order (on PostgreSQL an index-only scan) and only its 50 alerts are
 then read whole, in the same query with their reporter's code and acknowledgements (a
-page is three statements: the key, the caller's standing in the operation, the page);
-filters on child rows are tested per alert (`EXISTS`), so reading
+page is three statements: the key, the caller's standing in the operation, the page).
+The indexes carry an alert's commodities as bits (`commodity_mask`, kept up on every
+write), so a commodity filter is tested on the index entry; the other filters on child
+rows (concealment, identifier) are tested per alert (`EXISTS`), so reading
 stops as soon as the page is full. SQLite keeps no statistics, so the query says where to
 start: from an identifier's few alerts, from rare words' matches (found by seq in the
 list index), else from the list index in sort order (see `app/services/search.py`).
@@ -307,7 +309,9 @@ PostgreSQL stores the full-text document (a generated `tsvector` column under GI
 its planner takes the words of `q` as independent (for words that go together, such as
 "guitar amplifier", it expects a handful of matches, fetches tens of thousands through
 GIN and sorts them), a `q` page is first looked for among the next 1,000 alerts in sort
-order, and the share of them that matched picks the read if they do not fill it.
+order, and the share of them that matched picks the read if they do not fill it: from 1 %
+on, the list index in sort order again; below, every match after the cursor through GIN,
+sorted.
 Stats: read from `stat_rollup`, the figures every write keeps added up in its own
 transaction per operation, dimension, group and audience slice (docs/statistics.md): a
 stats request reads rows per group and audience slice, however many alerts there are.
