@@ -70,7 +70,12 @@ def serve(
         upgrade(settings.database_url)
     from app.server import run
 
-    run(host=host or settings.host, port=port or settings.port, workers=workers)
+    run(
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        compression=settings.stream_compression == "shared",
+    )
 
 
 @cli.command()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -27,6 +27,11 @@ class Settings(BaseSettings):
     write_batch_max: int = Field(default=256, ge=1)
     audit_flush_interval: float = Field(default=0.5, gt=0)
     max_body_bytes: int = 256 * 1024
+    stream_compression: Literal["off", "shared"] = Field(
+        default="off",
+        description="per-message deflate on the stream, each message compressed once for "
+        "every connection that negotiates it (shared), or declined (off)",
+    )
 
     @field_validator("allowed_origins", mode="before")
     @classmethod

@@ -16,6 +16,12 @@ The websocket protocol class below is uvicorn's sans-I/O one with two difference
   through the framework and no ASGI scope, only its protocol, wire and handler: what
   makes thousands of open connections cheap (docs/benchmarks.md).
 
+- With per-message compression on (``RELAY_STREAM_COMPRESSION=shared``), it negotiates
+  permessage-deflate without context takeover on the server's side, so that a message
+  compresses to the same bytes for every connection: each is deflated once, and the same
+  frame is written to all who negotiated it (``SharedDeflate``), instead of once per
+  connection by a compressor each connection keeps.
+
 It is named by import string, so every worker process loads it too.
 """
 
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import zlib
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -30,7 +37,13 @@ import uvicorn
 from uvicorn._types import ASGIReceiveEvent, ASGISendEvent
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.extensions import Extension
+from websockets.extensions.permessage_deflate import (
+    PerMessageDeflate,
+    ServerPerMessageDeflateFactory,
+)
 from websockets.protocol import State
+from websockets.server import ServerProtocol
 
 GOING_AWAY = 1001
 INVALID_DATA = 1007
@@ -55,15 +68,72 @@ class Handler(Protocol):
 
 
 _SHORT_HEADERS = [bytes((0x81, n)) for n in range(126)]  # FIN + text, unmasked (server)
+_SHORT_DEFLATED_HEADERS = [bytes((0xC1, n)) for n in range(126)]  # FIN + RSV1 + text
 
 
-def text_frame_header(length: int) -> bytes:
-    """The header of one unfragmented, uncompressed text frame sent by a server."""
+def text_frame_header(length: int, *, deflated: bool = False) -> bytes:
+    """The header of one unfragmented text frame sent by a server (``deflated``: its
+    payload is compressed, RFC 7692)."""
     if length < 126:
-        return _SHORT_HEADERS[length]
+        return (_SHORT_DEFLATED_HEADERS if deflated else _SHORT_HEADERS)[length]
+    first = b"\xc1" if deflated else b"\x81"
     if length < 1 << 16:
-        return b"\x81\x7e" + length.to_bytes(2, "big")
-    return b"\x81\x7f" + length.to_bytes(8, "big")
+        return first + b"\x7e" + length.to_bytes(2, "big")
+    return first + b"\x7f" + length.to_bytes(8, "big")
+
+
+# What the server offers when compression is on. No context takeover on the server's side
+# makes a message's compressed bytes the same for every connection (SharedDeflate); none on
+# the client's side spares each connection a decompressor kept between messages.
+MEM_LEVEL = 5  # as uvicorn's own offer
+
+
+def deflate_factory() -> ServerPerMessageDeflateFactory:
+    return ServerPerMessageDeflateFactory(
+        server_no_context_takeover=True,
+        client_no_context_takeover=True,
+        server_max_window_bits=12,
+        compress_settings={"memLevel": MEM_LEVEL},
+    )
+
+
+class SharedDeflate:
+    """Messages compressed once for every connection that negotiated the same window: a
+    fan-out writes one event's bytes to thousands of connections, each the same object
+    (its hash computed once). Bounded: a full cache starts over."""
+
+    LIMIT = 1024
+
+    def __init__(self) -> None:
+        self._compressed: dict[tuple[int, bytes], bytes] = {}
+
+    def frame(self, message: bytes, window_bits: int) -> bytes:
+        """``message`` as one compressed text frame, header included."""
+        key = (window_bits, message)
+        frame = self._compressed.get(key)
+        if frame is None:
+            encoder = zlib.compressobj(wbits=-window_bits, memLevel=MEM_LEVEL)
+            data = encoder.compress(message) + encoder.flush(zlib.Z_SYNC_FLUSH)
+            data = data.removesuffix(b"\x00\x00\xff\xff")  # RFC 7692, section 7.2.1
+            frame = text_frame_header(len(data), deflated=True) + data
+            if len(self._compressed) >= self.LIMIT:
+                self._compressed.clear()
+            self._compressed[key] = frame
+        return frame
+
+
+SHARED_DEFLATE = SharedDeflate()
+
+
+def shared_window(extensions: list[Extension]) -> int | None:
+    """The server's window bits if the only extension negotiated is permessage-deflate
+    without server context takeover (what ``deflate_factory`` asks for), else None."""
+    if len(extensions) != 1:
+        return None
+    [extension] = extensions
+    if isinstance(extension, PerMessageDeflate) and extension.local_no_context_takeover:
+        return extension.local_max_window_bits
+    return None
 
 
 class TransportWire:
@@ -87,7 +157,13 @@ class TransportWire:
     def write(self, messages: list[bytes]) -> None:
         protocol = self._protocol
         conn = protocol.conn
-        if conn.extensions:  # compression was negotiated: let websockets frame each one
+        if conn.extensions:
+            window = shared_window(conn.extensions)
+            if window is not None:
+                frame = SHARED_DEFLATE.frame
+                protocol.transport.write(b"".join([frame(m, window) for m in messages]))
+                return
+            # Anything else negotiated: let websockets frame (and compress) each one.
             for message in messages:
                 conn.send_text(message)
             protocol.transport.write(b"".join(conn.data_to_send()))
@@ -216,6 +292,12 @@ class GoingAwayWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if self.config.ws_per_message_deflate:  # uvicorn's offer, made shareable
+            self.conn = ServerProtocol(
+                extensions=[deflate_factory()],
+                max_size=self.config.ws_max_size,
+                logger=logging.getLogger("uvicorn.error"),
+            )
         self.inbox = Inbox()
         self.queue = self.inbox  # type: ignore[assignment]
         self.writable = Flag()  # type: ignore[assignment]
@@ -336,13 +418,14 @@ SERVER_OPTIONS: dict[str, object] = {
     "ws_max_size": MAX_FRAME_BYTES,  # a larger frame is closed with 1009
     "ws_ping_interval": 20.0,  # ping every 20 s, drop a peer silent for 20 more
     "ws_ping_timeout": 20.0,
-    # Compressing each frame per connection costs ~4x in fan-out rate and 3.5x in memory
-    # here; officers' alerts are small. See docs/benchmarks.md.
+    # Per-message compression, when on (``run``), is shared between connections: see
+    # SharedDeflate and docs/benchmarks.md.
     "ws_per_message_deflate": False,
     "timeout_graceful_shutdown": 5,
 }
 
 
-def run(*, host: str, port: int, workers: int) -> None:
+def run(*, host: str, port: int, workers: int, compression: bool = False) -> None:
     """Serve ``create_app`` with ``workers`` processes."""
-    uvicorn.run("app.main:create_app", host=host, port=port, workers=workers, **SERVER_OPTIONS)  # type: ignore[arg-type]
+    options = {**SERVER_OPTIONS, "ws_per_message_deflate": compression}
+    uvicorn.run("app.main:create_app", host=host, port=port, workers=workers, **options)  # type: ignore[arg-type]

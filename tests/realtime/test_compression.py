@@ -1,0 +1,213 @@
+"""Per-message compression on the stream (RFC 7692), off by default and shared when on
+(``RELAY_STREAM_COMPRESSION=shared``): each message is deflated once, without context
+takeover, and the same frame goes to every connection that negotiated it."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import struct
+import zlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from websockets.extensions.permessage_deflate import PerMessageDeflate
+
+from tests.realtime.conftest import Key, Stream, World, event_frame
+from tests.server import RelayServer, admin_headers
+
+pytestmark = pytest.mark.slow
+
+BROWSER_OFFER = "permessage-deflate; client_max_window_bits"  # what Chromium offers
+
+
+@pytest.fixture(scope="module")
+async def shared(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[RelayServer]:
+    async with RelayServer(
+        database_url,
+        tmp_path_factory.mktemp("relay-deflate") / "relay.log",
+        env={"RELAY_STREAM_COMPRESSION": "shared"},
+    ) as relay:
+        yield relay
+
+
+@pytest.fixture
+async def shared_world(shared: RelayServer) -> AsyncIterator[World]:
+    async with shared.client() as client:
+        yield World(client, await admin_headers(shared))
+
+
+@dataclass
+class RawFrame:
+    deflated: bool  # RSV1
+    opcode: int
+    payload: bytes  # as it came over the wire
+
+
+class RawStream:
+    """A websocket client by hand, to see frames as the server wrote them."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.extensions = ""
+
+    @classmethod
+    async def open(cls, base_url: str, key: Key, *, offer: str | None) -> RawStream:
+        host, port = base_url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        nonce = base64.b64encode(os.urandom(16)).decode()
+        lines = [
+            "GET /v1/stream HTTP/1.1",
+            f"Host: {host}:{port}",
+            "Upgrade: websocket",
+            "Connection: Upgrade",
+            f"Sec-WebSocket-Key: {nonce}",
+            "Sec-WebSocket-Version: 13",
+            f"Authorization: {key.headers['Authorization']}",
+        ]
+        if offer is not None:
+            lines.append(f"Sec-WebSocket-Extensions: {offer}")
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        head = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)).decode()
+        assert head.startswith("HTTP/1.1 101"), head
+        stream = cls(reader, writer)
+        for line in head.split("\r\n")[1:]:
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "sec-websocket-extensions":
+                stream.extensions = value.strip()
+        return stream
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        payload = json.dumps(frame).encode()
+        assert len(payload) < 126
+        mask = os.urandom(4)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        self.writer.write(bytes((0x81, 0x80 | len(payload))) + mask + masked)
+        await self.writer.drain()
+
+    async def frame(self) -> RawFrame:
+        first, second = await asyncio.wait_for(self.reader.readexactly(2), 5)
+        length = second & 0x7F
+        if length == 126:
+            (length,) = struct.unpack("!H", await self.reader.readexactly(2))
+        elif length == 127:
+            (length,) = struct.unpack("!Q", await self.reader.readexactly(8))
+        assert not second & 0x80, "a server's frames are not masked"
+        payload = await self.reader.readexactly(length)
+        return RawFrame(bool(first & 0x40), first & 0x0F, payload)
+
+    async def message(self) -> tuple[RawFrame, dict[str, Any]]:
+        """The next text message: its frame, and its JSON (inflated if it was deflated)."""
+        while True:
+            frame = await self.frame()
+            if frame.opcode == 0x1:
+                break
+            assert frame.opcode == 0x9, frame  # a ping is all else that may come
+        data = frame.payload
+        if frame.deflated:
+            # No context takeover: each message inflates on its own.
+            data = zlib.decompressobj(-15).decompress(data + b"\x00\x00\xff\xff")
+        return frame, json.loads(data)
+
+    async def close(self) -> None:
+        self.writer.close()
+        await self.writer.wait_closed()
+
+
+async def test_a_browser_offering_compression_gets_one_frame_shared_by_every_connection(
+    shared: RelayServer, shared_world: World
+) -> None:
+    ice = await shared_world.ice_break()
+    start = await shared_world.head(ice.hk)
+    streams = [
+        await RawStream.open(shared.base_url, key, offer=BROWSER_OFFER)
+        for key in (ice.hk, ice.th, ice.hk)
+    ]
+    plain = await RawStream.open(shared.base_url, ice.hk, offer=None)
+    try:
+        for stream in [*streams, plain]:
+            _, welcome = await stream.message()
+            assert welcome["type"] == "welcome"
+            await stream.send({"type": "subscribe", "id": "s1", "operation": ice.operation})
+            _, subscribed = await stream.message()
+            assert subscribed["type"] == "subscribed", subscribed
+        for stream in streams:
+            assert stream.extensions.startswith("permessage-deflate"), stream.extensions
+            assert "server_no_context_takeover" in stream.extensions, stream.extensions
+        assert plain.extensions == ""
+
+        await shared_world.report(ice.kr, ice.operation, narrative="Compressed twice? " * 40)
+        [logged] = await shared_world.events(ice.hk, since=start, operation=ice.operation)
+        received = [await stream.message() for stream in [*streams, plain]]
+    finally:
+        for stream in [*streams, plain]:
+            await stream.close()
+
+    assert [message for _, message in received] == [event_frame("s1", logged)] * 4
+    frames = [frame for frame, _ in received]
+    assert [f.deflated for f in frames] == [True, True, True, False]
+    # The same bytes for all three, and smaller than the message itself.
+    assert frames[0].payload == frames[1].payload == frames[2].payload
+    assert len(frames[0].payload) < len(frames[3].payload) / 2
+
+
+async def test_a_websockets_client_reads_the_shared_frames_and_may_compress_its_own(
+    shared: RelayServer, shared_world: World
+) -> None:
+    ice = await shared_world.ice_break()
+    start = await shared_world.head(ice.hk)
+    async with Stream.open(shared.base_url, headers=ice.hk.headers, compression="deflate") as hk:
+        [extension] = hk.ws.protocol.extensions
+        assert isinstance(extension, PerMessageDeflate)
+        assert extension.remote_no_context_takeover  # the server's
+        # The client compresses what it sends too (its subscribe and ping here).
+        await hk.subscribe("s" * 64, ice.operation, filter={"kind": ["seizure"]})
+        reported = [
+            await shared_world.report(ice.kr, ice.operation, reference=f"deflated-{n}")
+            for n in range(3)
+        ]
+        frames = await hk.events(3)
+        await hk.send({"type": "ping"})
+        assert await hk.recv() == {"type": "pong"}
+    logged = await shared_world.events(ice.hk, since=start, operation=ice.operation)
+    assert [e["alert"]["id"] for e in logged] == [a["id"] for a in reported]
+    assert frames == [event_frame("s" * 64, e) for e in logged]
+
+
+async def test_compression_is_declined_unless_it_is_turned_on(
+    server: RelayServer, world: World
+) -> None:
+    ice = await world.ice_break()
+    async with Stream.open(server.base_url, headers=ice.hk.headers, compression="deflate") as hk:
+        assert hk.ws.protocol.extensions == []
+        await hk.send({"type": "ping"})
+        assert await hk.recv() == {"type": "pong"}
+    raw = await RawStream.open(server.base_url, ice.hk, offer=BROWSER_OFFER)
+    try:
+        frame, welcome = await raw.message()
+    finally:
+        await raw.close()
+    assert raw.extensions == "" and not frame.deflated and welcome["type"] == "welcome"
+
+
+def test_a_message_is_deflated_once_per_window_and_inflates_to_itself() -> None:
+    from app.server import SharedDeflate
+
+    deflate = SharedDeflate()
+    message = json.dumps({"type": "event", "narrative": "tea bags " * 100}).encode()
+    frame = deflate.frame(message, 12)
+
+    assert deflate.frame(message, 12) is frame  # the same bytes for the next connection
+    assert deflate.frame(message, 9) is not frame  # another window: compressed for it
+    assert frame[0] == 0xC1 and frame[1] == len(frame) - 2 < 126  # FIN, RSV1, text
+    inflated = zlib.decompressobj(-12).decompress(frame[2:] + b"\x00\x00\xff\xff")
+    assert inflated == message
+    for n in range(SharedDeflate.LIMIT + 1):  # bounded
+        deflate.frame(str(n).encode(), 12)
+    assert len(deflate._compressed) <= SharedDeflate.LIMIT
