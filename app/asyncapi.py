@@ -91,6 +91,15 @@ def document() -> dict[str, Any]:
                                     "type": "string",
                                     "description": "Checked against RELAY_ALLOWED_ORIGINS",
                                 },
+                                "Sec-WebSocket-Extensions": {
+                                    "type": "string",
+                                    "description": (
+                                        "permessage-deflate is accepted (unless "
+                                        "RELAY_STREAM_COMPRESSION=off) with "
+                                        "server_no_context_takeover and "
+                                        "client_no_context_takeover"
+                                    ),
+                                },
                             },
                         },
                         "bindingVersion": "0.1.0",

@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     audit_flush_interval: float = Field(default=0.5, gt=0)
     max_body_bytes: int = 256 * 1024
     stream_compression: Literal["off", "shared"] = Field(
-        default="off",
+        default="shared",
         description="per-message deflate on the stream, each message compressed once for "
         "every connection that negotiates it (shared), or declined (off)",
     )

@@ -44,6 +44,7 @@ async def run_demo(*, host: str, port: int, rate: float, database: Path) -> None
         database_url=url, bootstrap_token=admin_token, host=host, port=port, rate_limit=0
     )
     options: dict[str, Any] = {k: v for k, v in SERVER_OPTIONS.items() if k != "factory"}
+    options["ws_per_message_deflate"] = settings.stream_compression == "shared"
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host=host, port=port, **options))
     serving = asyncio.create_task(server.serve())
     while not server.started:

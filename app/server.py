@@ -16,11 +16,11 @@ The websocket protocol class below is uvicorn's sans-I/O one with two difference
   through the framework and no ASGI scope, only its protocol, wire and handler: what
   makes thousands of open connections cheap (docs/benchmarks.md).
 
-- With per-message compression on (``RELAY_STREAM_COMPRESSION=shared``), it negotiates
-  permessage-deflate without context takeover on the server's side, so that a message
-  compresses to the same bytes for every connection: each is deflated once, and the same
-  frame is written to all who negotiated it (``SharedDeflate``), instead of once per
-  connection by a compressor each connection keeps.
+- With per-message compression on (``RELAY_STREAM_COMPRESSION=shared``, the default),
+  it negotiates permessage-deflate without context takeover on the server's side, so
+  that a message compresses to the same bytes for every connection: each is deflated
+  once, and the same frame is written to all who negotiated it (``SharedDeflate``),
+  instead of once per connection by a compressor each connection keeps.
 
 It is named by import string, so every worker process loads it too.
 """

@@ -18,12 +18,12 @@ Every phase is time-limited and every process is stopped whatever happens.
 CPUs (``--pin``, the default when this process may use two or more CPUs): every thread
 of the server under test runs only on the first CPU this process may run on, and this
 process (the publisher) and the subscriber processes only on the others, the same for
-all three servers. Each server is one process with one event loop, so it can use one
+every server. Each server is one process with one event loop, so it can use one
 core whatever happens; pinned, that core is its own, and a latency figure is the
 server's, not the scheduler's choice to run a subscriber process on the server's core
 while the server waits. ``--no-pin`` leaves the placement to the scheduler.
 
-    python -m bench.fanout [--servers relay,raw,socketio] [--subscribers 1000,5000]
+    python -m bench.fanout [--servers relay,relay-deflate,raw,socketio] [--subscribers 1000,5000]
         [--rate 50] [--duration 10] [--processes 2] [--pin | --no-pin]
 """
 
@@ -382,7 +382,7 @@ async def measure_all(args: argparse.Namespace) -> tuple[list[Run], int]:
                 )
             runs.append(run)
     event = payloads.current.event(marker(STEADY, 1_700_000_000.0, 1))
-    return runs, len(event.encode())
+    return runs, event.encode()
 
 
 def _counts(text: str) -> list[int]:
@@ -428,12 +428,12 @@ def main() -> None:
     import uvloop
 
     try:
-        runs, event_bytes = uvloop.run(measure_all(args))
+        runs, event = uvloop.run(measure_all(args))
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("interrupted: every process stopped, nothing written", flush=True)
         raise SystemExit(130) from None
     print(json.dumps([asdict(run) for run in runs], indent=1, default=str))
-    body = render(runs, args, when=datetime.now(UTC), event_bytes=event_bytes)
+    body = render(runs, args, when=datetime.now(UTC), event=event)
     write_section("fanout", body)
     print(body)
 

@@ -10,6 +10,9 @@ with a (masked) pong; a close is answered and recorded. Anything else (a masked 
 binary frame, reserved bits or opcodes, a stray continuation, an oversized or fragmented
 control frame) fails the connection with 1002 (1007 for text that is not UTF-8) and is
 counted, by reason, as a protocol error: the benchmark reports them, never skips them.
+``relay-deflate`` connections offer permessage-deflate as Chromium does and inflate each
+compressed message (RSV1), with a decompressor kept between messages unless the server
+answered ``server_no_context_takeover``.
 
 What a connection records of each message (the stamp; duplicate, out-of-order and
 per-serial counts) is described in bench/fanout_record.py.
@@ -28,6 +31,7 @@ import hashlib
 import os
 import resource
 import time
+import zlib
 from collections import Counter
 from multiprocessing.connection import Connection
 from typing import Any
@@ -93,7 +97,11 @@ class Subscriber(asyncio.Protocol):
         self.token = token
         self.recorder = recorder
         self.ready = ready
-        self.by_seq = kind == "relay"
+        self.relay = kind.startswith("relay")
+        self.by_seq = self.relay
+        self.deflate = kind == "relay-deflate"  # offer permessage-deflate
+        self._window: int | None = None  # the server's window bits, once deflate is agreed
+        self._decoder: Any = None  # kept between messages if the server keeps its context
         self.subscribed = False
         self.transport: asyncio.Transport | None = None
         self.seen = Seen()
@@ -119,8 +127,10 @@ class Subscriber(asyncio.Protocol):
             f"Sec-WebSocket-Key: {self._key.decode()}",
             "Sec-WebSocket-Version: 13",
         ]
-        if self.kind == "relay":
+        if self.relay:
             lines.append(f"Authorization: Bearer {self.token}")
+        if self.deflate:
+            lines.append("Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits")
         self.transport.write(("\r\n".join(lines) + "\r\n\r\n").encode())
 
     def data_received(self, data: bytes) -> None:
@@ -182,7 +192,9 @@ class Subscriber(asyncio.Protocol):
             or headers.get("sec-websocket-accept") != accept_key(self._key)
         ):
             self._fail(f"bad upgrade answer: {headers}")
-        elif headers.get("sec-websocket-extensions"):  # we offer none
+        elif headers.get("sec-websocket-extensions") and not self._agree(
+            headers["sec-websocket-extensions"]
+        ):
             self._fail(f"unrequested extension {headers['sec-websocket-extensions']!r}")
         else:
             self._open = True
@@ -190,8 +202,19 @@ class Subscriber(asyncio.Protocol):
             return rest
         return b""
 
+    def _agree(self, answer: str) -> bool:
+        """Take the server's permessage-deflate answer, if we offered it."""
+        name, *params = (part.strip() for part in answer.split(";"))
+        if not self.deflate or name != "permessage-deflate" or "," in answer:
+            return False
+        settings = dict(param.partition("=")[::2] for param in params)
+        self._window = int(settings.get("server_max_window_bits") or 15)
+        if "server_no_context_takeover" not in settings:
+            self._decoder = zlib.decompressobj(-self._window)
+        return True
+
     def _on_open(self) -> None:
-        if self.kind == "relay":
+        if self.relay:
             self._send(b'{"type":"subscribe","id":"s1","operation":"BENCH"}')
         elif self.kind == "raw":
             self._send(
@@ -214,7 +237,7 @@ class Subscriber(asyncio.Protocol):
                 length = int.from_bytes(data[pos + 2 : start], "big")
             if second & 0x80:
                 raise ProtocolError("masked frame from the server")
-            if first & 0x70:
+            if first & 0x70 and (first & 0x30 or self._window is None):
                 raise ProtocolError("reserved bits set, with no extension negotiated")
             if length > MAX_MESSAGE:
                 raise ProtocolError(f"frame of {length} bytes")
@@ -224,6 +247,10 @@ class Subscriber(asyncio.Protocol):
             pos = stop
             if first == 0x80 | TEXT and self._message is None:  # the common case
                 self._text(data, start, stop, now)
+            elif first == 0xC0 | TEXT and self._message is None:  # compressed, whole
+                self._inflate(data, start, stop, now)
+            elif first & 0x40:
+                raise ProtocolError("compressed frame other than a whole text message")
             else:
                 self._frame(first & 0x0F, bool(first & 0x80), data, start, stop, now)
         return pos
@@ -265,6 +292,15 @@ class Subscriber(asyncio.Protocol):
         if self.subscribed and self.recorder.record(data, start, stop, now, self.seen, self.by_seq):
             return
         self._on_control(bytes(data[start:stop]))
+
+    def _inflate(self, data: bytes | bytearray, start: int, stop: int, now: float) -> None:
+        """A whole compressed text message, ``data[start:stop]`` (RFC 7692)."""
+        assert self._window is not None
+        decoder = self._decoder or zlib.decompressobj(-self._window)
+        text = decoder.decompress(bytes(data[start:stop]) + b"\x00\x00\xff\xff", MAX_MESSAGE)
+        if decoder.unconsumed_tail:
+            raise ProtocolError(f"message over {MAX_MESSAGE} bytes")
+        self._text(text, 0, len(text), now)
 
     def _on_close(self, payload: bytes) -> None:
         if len(payload) == 1:

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from app.realtime.outbox import FLUSH_SLICE
+from app.server import SharedDeflate
 from bench.machine import describe
 
 if TYPE_CHECKING:
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
 
 LABELS = {
     "relay": "Seizure Relay",
+    "relay-deflate": "Seizure Relay, shared deflate",
     "raw": "websockets `broadcast()`",
     "socketio": "python-socketio",
 }
@@ -93,6 +95,27 @@ def _ratios(runs: Sequence[Run]) -> list[str]:
     return rows
 
 
+def _per_delivery_us(cores: float, per_second: float) -> float:
+    return cores / per_second * 1e6 if per_second else math.nan
+
+
+def _compression(runs: Sequence[Run]) -> list[str]:
+    rows = []
+    for subscribers in sorted({run.subscribers for run in runs}):
+        plain, deflate = (_by(runs, s, subscribers) for s in ("relay", "relay-deflate"))
+        if plain is None or deflate is None:
+            continue
+        cells = [f"{subscribers:,}", _ratio(deflate.burst.per_second, plain.burst.per_second)]
+        for run in (plain, deflate):
+            cells.append(_num(_per_delivery_us(run.burst.server_cpu, run.burst.per_second), 1))
+        for run in (plain, deflate):
+            cells.append(f"{run.burst.client_cpu:.2f}")
+        cells += [_num(plain.steady.p99_ms, 1), _num(deflate.steady.p99_ms, 1)]
+        cells += [_num(plain.idle_kib_per_connection, 1), _num(deflate.idle_kib_per_connection, 1)]
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows
+
+
 def _targets(runs: Sequence[Run]) -> list[str]:
     rows = []
     for subscribers in sorted({run.subscribers for run in runs}):
@@ -147,7 +170,7 @@ def _placement(args: argparse.Namespace) -> str:
     return (
         f"**CPUs** (`--pin`): every thread of the server under test runs on CPU {server} "
         f"only, this harness (the publisher and the subscriber processes) on CPU {harness} "
-        "only — the same for all three servers. Each server is one process with one event "
+        "only — the same for every server. Each server is one process with one event "
         "loop and uses one core at most; pinned, it has that core to itself, as it would "
         "facing remote clients, and its latency is not the scheduler's choice to run a "
         "subscriber on its core. (The relay's SQLite threads share the server's core.) "
@@ -155,10 +178,9 @@ def _placement(args: argparse.Namespace) -> str:
     )
 
 
-def render(
-    runs: Sequence[Run], args: argparse.Namespace, *, when: datetime, event_bytes: int
-) -> str:
+def render(runs: Sequence[Run], args: argparse.Namespace, *, when: datetime, event: bytes) -> str:
     counts = ", ".join(f"{n:,}" for n in args.subscribers)
+    deflated = len(SharedDeflate().frame(event, 12))
     load = args.load_average
     return f"""
 ## Fan-out: deliveries per second, latency and memory per connection
@@ -166,7 +188,7 @@ def render(
 `python -m bench.fanout --subscribers {",".join(map(str, args.subscribers))} --rate {args.rate:g} --duration {args.duration:g} --processes {args.processes} {"--pin" if args.pin else "--no-pin"}`
 — {when:%Y-%m-%d}, {describe()}; load average {load:.1f} when it started.
 
-The same subscriber load ({counts} subscribers) against three servers on 127.0.0.1, each
+The same subscriber load ({counts} subscribers) against these servers on 127.0.0.1, each
 started fresh for every row, one process each:
 
 - **Seizure Relay**: a real `relay serve` (one worker) on a fresh SQLite store.
@@ -180,6 +202,10 @@ started fresh for every row, one process each:
   loop (no task per connection; the frames one commit queued for a connection leave in
   one write). With 8 POSTs in flight, the burst rate is bounded by how fast HTTP answers
   as much as by fan-out.
+- **Seizure Relay, shared deflate**: the same with `RELAY_STREAM_COMPRESSION=shared`, its
+  subscribers offering permessage-deflate as Chromium does
+  (`permessage-deflate; client_max_window_bits`); the relay answers without server
+  context takeover and deflates each message once for every connection.
 - **websockets `broadcast()`** (`bench/peers/raw_ws.py`, websockets 17 on uvloop, no
   compression): a token check, a subscriber set, and each frame from a publisher
   connection broadcast byte for byte. No persistence, no per-connection queue.
@@ -187,12 +213,13 @@ started fresh for every row, one process each:
   the relay's websocket protocol settings, websocket transport only): a token check on
   connect puts the client in a room; a publisher's `publish` event is emitted to the room.
 
-All three carry the same JSON: the relay's own `alert.created` event (about
-{event_bytes:,} bytes), with `bench-ts:<phase>:<due time>:<serial>` in the alert's
+All carry the same JSON: the relay's own `alert.created` event (about
+{len(event):,} bytes; {deflated:,} as a deflated frame), with `bench-ts:<phase>:<due time>:<serial>` in the alert's
 `reference`. Subscribers ({args.processes} processes on uvloop, no task per connection)
-are the same minimal RFC 6455 client for all three servers: the upgrade by hand (its
+are the same minimal RFC 6455 client for every server: the upgrade by hand (its
 accept key checked), then a parser that reads every frame a chunk of data holds in place,
-checks each text message is UTF-8, answers pings and closes, and fails the connection
+inflates a deflated one (shared deflate only), checks each text message is UTF-8, answers
+pings and closes, and fails the connection
 (1002 or 1007, counted as "refused a frame") on anything else — so that the harness costs a few
 µs of CPU per delivery and stays small next to what it measures. Each finds the stamp
 with a byte search and bins `time.time()` at arrival minus the due time (0.1 ms bins).
@@ -231,6 +258,13 @@ Relay relative to the others (rates: higher is better; p99 and memory: lower is 
 | subscribers | burst rate ÷ raw | steady rate ÷ raw | p99 ÷ raw | memory ÷ raw | burst rate ÷ socketio | steady rate ÷ socketio | p99 ÷ socketio | memory ÷ socketio |
 | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
 {chr(10).join(_ratios(runs))}
+
+Shared deflate against none (the relay both times; rates: higher is better; CPU per
+delivery, p99 and memory: lower is better; subscribers' CPU in cores, as they inflate):
+
+| subscribers | burst rate ÷ none | server µs/delivery, none | shared deflate | subscribers' CPU, none | shared deflate | p99 ms, none | shared deflate | idle KiB/conn, none | shared deflate |
+| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+{chr(10).join(_compression(runs))}
 
 Against the issue's targets:
 

@@ -1,8 +1,9 @@
-"""The three servers ``bench.fanout`` measures, each started fresh on 127.0.0.1, and
+"""The servers ``bench.fanout`` measures, each started fresh on 127.0.0.1, and
 the publisher that feeds each of them the same alert.
 
 ``relay``: a real ``relay serve`` (one worker) on a fresh SQLite store; alerts are
-POSTed over HTTP and committed durably before they fan out.
+POSTed over HTTP and committed durably before they fan out. ``relay-deflate``: the same
+with ``RELAY_STREAM_COMPRESSION=shared``, its subscribers offering permessage-deflate.
 ``raw``: ``bench.peers.raw_ws``, websockets ``broadcast()``; alerts come in as
 websocket frames and go out unchanged.
 ``socketio``: ``bench.peers.socketio_server``, python-socketio on uvicorn; alerts come
@@ -38,7 +39,7 @@ from bench.server import free_port, fresh_store, relay_server, stop_group
 
 ROOT = Path(__file__).resolve().parent.parent
 MARKER = "bench-ts:"
-SERVERS = ("relay", "raw", "socketio")
+SERVERS = ("relay", "relay-deflate", "raw", "socketio")
 
 
 def marker(phase: int, at: float, serial: int = 0) -> str:
@@ -249,7 +250,7 @@ class WebSocketPublisher:
 
 async def publisher_for(server: Server, payload: Payload) -> Publisher:
     publisher: HttpPublisher | WebSocketPublisher
-    if server.name == "relay":
+    if server.name.startswith("relay"):
         publisher = HttpPublisher(server.host, server.port, server.publisher_token)
     else:
         publisher = WebSocketPublisher(server, payload)
@@ -263,12 +264,13 @@ async def publisher_for(server: Server, payload: Payload) -> Publisher:
 @contextlib.contextmanager
 def start(name: str, *, keys: int) -> Iterator[Server]:
     """A fresh server of kind ``name`` with ``keys`` subscriber keys (and one publisher key)."""
-    if name == "relay":
-        with fresh_store("sqlite") as url, relay_server(url, workers=1) as base:
+    if name.startswith("relay"):
+        env = {"RELAY_STREAM_COMPRESSION": "shared"} if name == "relay-deflate" else None
+        with fresh_store("sqlite") as url, relay_server(url, workers=1, env=env) as base:
             tokens = set_up(base, keys + 1)
             host, port_text = base.removeprefix("http://").split(":")
             yield Server(
-                name="relay",
+                name=name,
                 host=host,
                 port=int(port_text),
                 path="/v1/stream",

@@ -1,6 +1,7 @@
-"""Per-message compression on the stream (RFC 7692), off by default and shared when on
-(``RELAY_STREAM_COMPRESSION=shared``): each message is deflated once, without context
-takeover, and the same frame goes to every connection that negotiated it."""
+"""Per-message compression on the stream (RFC 7692): shared by default
+(``RELAY_STREAM_COMPRESSION=shared``: each message is deflated once, without context
+takeover, and the same frame goes to every connection that negotiated it), declined when
+turned ``off``."""
 
 from __future__ import annotations
 
@@ -26,21 +27,15 @@ BROWSER_OFFER = "permessage-deflate; client_max_window_bits"  # what Chromium of
 
 
 @pytest.fixture(scope="module")
-async def shared(
+async def declining(
     database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[RelayServer]:
     async with RelayServer(
         database_url,
-        tmp_path_factory.mktemp("relay-deflate") / "relay.log",
-        env={"RELAY_STREAM_COMPRESSION": "shared"},
+        tmp_path_factory.mktemp("relay-plain") / "relay.log",
+        env={"RELAY_STREAM_COMPRESSION": "off"},
     ) as relay:
         yield relay
-
-
-@pytest.fixture
-async def shared_world(shared: RelayServer) -> AsyncIterator[World]:
-    async with shared.client() as client:
-        yield World(client, await admin_headers(shared))
 
 
 @dataclass
@@ -121,15 +116,15 @@ class RawStream:
 
 
 async def test_a_browser_offering_compression_gets_one_frame_shared_by_every_connection(
-    shared: RelayServer, shared_world: World
+    server: RelayServer, world: World
 ) -> None:
-    ice = await shared_world.ice_break()
-    start = await shared_world.head(ice.hk)
+    ice = await world.ice_break()
+    start = await world.head(ice.hk)
     streams = [
-        await RawStream.open(shared.base_url, key, offer=BROWSER_OFFER)
+        await RawStream.open(server.base_url, key, offer=BROWSER_OFFER)
         for key in (ice.hk, ice.th, ice.hk)
     ]
-    plain = await RawStream.open(shared.base_url, ice.hk, offer=None)
+    plain = await RawStream.open(server.base_url, ice.hk, offer=None)
     try:
         for stream in [*streams, plain]:
             _, welcome = await stream.message()
@@ -142,8 +137,8 @@ async def test_a_browser_offering_compression_gets_one_frame_shared_by_every_con
             assert "server_no_context_takeover" in stream.extensions, stream.extensions
         assert plain.extensions == ""
 
-        await shared_world.report(ice.kr, ice.operation, narrative="Compressed twice? " * 40)
-        [logged] = await shared_world.events(ice.hk, since=start, operation=ice.operation)
+        await world.report(ice.kr, ice.operation, narrative="Compressed twice? " * 40)
+        [logged] = await world.events(ice.hk, since=start, operation=ice.operation)
         received = [await stream.message() for stream in [*streams, plain]]
     finally:
         for stream in [*streams, plain]:
@@ -158,32 +153,32 @@ async def test_a_browser_offering_compression_gets_one_frame_shared_by_every_con
 
 
 async def test_a_websockets_client_reads_the_shared_frames_and_may_compress_its_own(
-    shared: RelayServer, shared_world: World
+    server: RelayServer, world: World
 ) -> None:
-    ice = await shared_world.ice_break()
-    start = await shared_world.head(ice.hk)
-    async with Stream.open(shared.base_url, headers=ice.hk.headers, compression="deflate") as hk:
+    ice = await world.ice_break()
+    start = await world.head(ice.hk)
+    async with Stream.open(server.base_url, headers=ice.hk.headers, compression="deflate") as hk:
         [extension] = hk.ws.protocol.extensions
         assert isinstance(extension, PerMessageDeflate)
         assert extension.remote_no_context_takeover  # the server's
         # The client compresses what it sends too (its subscribe and ping here).
         await hk.subscribe("s" * 64, ice.operation, filter={"kind": ["seizure"]})
         reported = [
-            await shared_world.report(ice.kr, ice.operation, reference=f"deflated-{n}")
-            for n in range(3)
+            await world.report(ice.kr, ice.operation, reference=f"deflated-{n}") for n in range(3)
         ]
         frames = await hk.events(3)
         await hk.send({"type": "ping"})
         assert await hk.recv() == {"type": "pong"}
-    logged = await shared_world.events(ice.hk, since=start, operation=ice.operation)
+    logged = await world.events(ice.hk, since=start, operation=ice.operation)
     assert [e["alert"]["id"] for e in logged] == [a["id"] for a in reported]
     assert frames == [event_frame("s" * 64, e) for e in logged]
 
 
-async def test_compression_is_declined_unless_it_is_turned_on(
-    server: RelayServer, world: World
-) -> None:
-    ice = await world.ice_break()
+async def test_compression_is_declined_when_it_is_turned_off(declining: RelayServer) -> None:
+    async with declining.client() as client:
+        world = World(client, await admin_headers(declining))
+        ice = await world.ice_break()
+    server = declining
     async with Stream.open(server.base_url, headers=ice.hk.headers, compression="deflate") as hk:
         assert hk.ws.protocol.extensions == []
         await hk.send({"type": "ping"})

@@ -5,6 +5,7 @@ loses nothing."""
 from __future__ import annotations
 
 import re
+import secrets
 
 import pytest
 
@@ -16,13 +17,15 @@ pytestmark = pytest.mark.slow
 # The server queues at most 1000 frames per connection. The slow reader subscribes to one
 # operation SUBSCRIPTIONS times, so each alert queues that many frames for it; with 20 kB
 # narratives, ALERTS alerts also overflow the kernel's socket buffers (a few MB at most).
+# The narrative is random words, so that a compressed stream's frames stay large too.
 SUBSCRIPTIONS = 30
 ALERTS = 70
-NARRATIVE = "Consignment details and examination notes. " * 460  # about 20 kB
+NARRATIVE = " ".join(secrets.token_urlsafe(9) for _ in range(1500))  # 19,499 characters
 
 
+@pytest.mark.parametrize("compression", [None, "deflate"])
 async def test_slow_reader_is_closed_with_4008_and_resumes_from_its_last_seq(
-    server: RelayServer, world: World
+    server: RelayServer, world: World, compression: str | None
 ) -> None:
     ice = await world.ice_break()
     start = await world.head(ice.hk)
@@ -32,9 +35,11 @@ async def test_slow_reader_is_closed_with_4008_and_resumes_from_its_last_seq(
             headers=ice.hk.headers,
             sock=small_buffer_socket(server.base_url),
             max_queue=1,
+            compression=compression,
         ) as slow,
         Stream.open(server.base_url, headers=ice.th.headers) as steady,
     ):
+        assert bool(slow.ws.protocol.extensions) == (compression is not None)
         for n in range(SUBSCRIPTIONS):
             await slow.subscribe(f"s{n:02}", ice.operation)
         await steady.subscribe("steady", ice.operation)
@@ -90,6 +95,7 @@ async def test_a_reader_whose_own_answers_overflow_its_queue_is_closed_with_4008
             headers=ice.hk.headers,
             sock=small_buffer_socket(server.base_url),
             max_queue=1,
+            compression=None,  # the bytes must fill the socket buffers as they are
         ) as chatty,
         Stream.open(server.base_url, headers=ice.th.headers) as steady,
     ):
