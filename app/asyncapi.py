@@ -96,8 +96,10 @@ def document() -> dict[str, Any]:
                                     "description": (
                                         "permessage-deflate is accepted (unless "
                                         "RELAY_STREAM_COMPRESSION=off) with "
-                                        "server_no_context_takeover and "
-                                        "client_no_context_takeover"
+                                        "server_no_context_takeover, "
+                                        "client_no_context_takeover and a server "
+                                        "window of at most 12 bits (an offer of 8 "
+                                        "gets no compression)"
                                     ),
                                 },
                             },

@@ -29,8 +29,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = 256 * 1024
     stream_compression: Literal["off", "shared"] = Field(
         default="shared",
-        description="per-message deflate on the stream, each message compressed once for "
-        "every connection that negotiates it (shared), or declined (off)",
+        description="per-message deflate on the stream for clients that offer it, each "
+        "distinct message compressed once for every connection that receives it (shared), "
+        "or declined (off)",
     )
 
     @field_validator("allowed_origins", mode="before")

@@ -1,6 +1,6 @@
 """Running uvicorn for the relay.
 
-The websocket protocol class below is uvicorn's sans-I/O one with two differences:
+The websocket protocol class below is uvicorn's sans-I/O one with these differences:
 
 - uvicorn closes open websockets with 1012 ("service restart") when it shuts down,
   before the application hears of it; the contract promises 1001 ("going away").
@@ -17,9 +17,10 @@ The websocket protocol class below is uvicorn's sans-I/O one with two difference
   makes thousands of open connections cheap (docs/benchmarks.md).
 
 - With per-message compression on (``RELAY_STREAM_COMPRESSION=shared``, the default),
-  it negotiates permessage-deflate without context takeover on the server's side, so
-  that a message compresses to the same bytes for every connection: each is deflated
-  once, and the same frame is written to all who negotiated it (``SharedDeflate``),
+  it accepts permessage-deflate only without context takeover on the server's side, so
+  that a message compresses to the same bytes for every connection: each distinct
+  message (an event's, per subscription id) is deflated once, and the same frame is
+  written to every connection that negotiated the same window (``SharedDeflate``),
   instead of once per connection by a compressor each connection keeps.
 
 It is named by import string, so every worker process loads it too.
@@ -43,7 +44,6 @@ from websockets.extensions.permessage_deflate import (
     ServerPerMessageDeflateFactory,
 )
 from websockets.protocol import State
-from websockets.server import ServerProtocol
 
 GOING_AWAY = 1001
 INVALID_DATA = 1007
@@ -82,43 +82,56 @@ def text_frame_header(length: int, *, deflated: bool = False) -> bytes:
     return first + b"\x7f" + length.to_bytes(8, "big")
 
 
-# What the server offers when compression is on. No context takeover on the server's side
-# makes a message's compressed bytes the same for every connection (SharedDeflate); none on
-# the client's side spares each connection a decompressor kept between messages.
-MEM_LEVEL = 5  # as uvicorn's own offer
-
-
-def deflate_factory() -> ServerPerMessageDeflateFactory:
-    return ServerPerMessageDeflateFactory(
+# What the server accepts when compression is on. No context takeover on the server's side
+# makes a message's compressed bytes the same for every connection that receives it
+# (SharedDeflate); none on the client's side spares each connection a decompressor kept
+# between messages, and a 4 KiB client window keeps the one it needs per message small.
+MEM_LEVEL = 5  # as uvicorn's own factory
+WINDOW_BITS = 12
+DEFLATE_EXTENSIONS = [
+    ServerPerMessageDeflateFactory(
         server_no_context_takeover=True,
         client_no_context_takeover=True,
-        server_max_window_bits=12,
+        server_max_window_bits=WINDOW_BITS,
+        client_max_window_bits=WINDOW_BITS,
         compress_settings={"memLevel": MEM_LEVEL},
     )
+]
 
 
 class SharedDeflate:
     """Messages compressed once for every connection that negotiated the same window: a
-    fan-out writes one event's bytes to thousands of connections, each the same object
-    (its hash computed once). Bounded: a full cache starts over."""
+    fan-out writes one event's message (the same bytes for every subscription of the same
+    id) to thousands of connections. Messages under MIN_BYTES, and any that would not
+    shrink, go uncompressed (RFC 7692 lets each message choose). The cache holds at most
+    BUDGET bytes of messages and frames, and starts over when full."""
 
-    LIMIT = 1024
+    MIN_BYTES = 128
+    BUDGET = 8 * 1024 * 1024
 
     def __init__(self) -> None:
-        self._compressed: dict[tuple[int, bytes], bytes] = {}
+        self._frames: dict[tuple[int, bytes], bytes] = {}
+        self._held = 0
 
     def frame(self, message: bytes, window_bits: int) -> bytes:
-        """``message`` as one compressed text frame, header included."""
+        """``message`` as one text frame, header included: compressed if that pays."""
+        if len(message) < self.MIN_BYTES:
+            return text_frame_header(len(message)) + message
         key = (window_bits, message)
-        frame = self._compressed.get(key)
+        frame = self._frames.get(key)
         if frame is None:
             encoder = zlib.compressobj(wbits=-window_bits, memLevel=MEM_LEVEL)
             data = encoder.compress(message) + encoder.flush(zlib.Z_SYNC_FLUSH)
             data = data.removesuffix(b"\x00\x00\xff\xff")  # RFC 7692, section 7.2.1
-            frame = text_frame_header(len(data), deflated=True) + data
-            if len(self._compressed) >= self.LIMIT:
-                self._compressed.clear()
-            self._compressed[key] = frame
+            if len(data) < len(message):
+                frame = text_frame_header(len(data), deflated=True) + data
+            else:
+                frame = text_frame_header(len(message)) + message
+            if self._held > self.BUDGET:
+                self._frames.clear()
+                self._held = 0
+            self._frames[key] = frame
+            self._held += len(message) + len(frame)
         return frame
 
 
@@ -127,7 +140,7 @@ SHARED_DEFLATE = SharedDeflate()
 
 def shared_window(extensions: list[Extension]) -> int | None:
     """The server's window bits if the only extension negotiated is permessage-deflate
-    without server context takeover (what ``deflate_factory`` asks for), else None."""
+    without server context takeover (what ``DEFLATE_EXTENSIONS`` accepts), else None."""
     if len(extensions) != 1:
         return None
     [extension] = extensions
@@ -292,12 +305,8 @@ class GoingAwayWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if self.config.ws_per_message_deflate:  # uvicorn's offer, made shareable
-            self.conn = ServerProtocol(
-                extensions=[deflate_factory()],
-                max_size=self.config.ws_max_size,
-                logger=logging.getLogger("uvicorn.error"),
-            )
+        if self.config.ws_per_message_deflate:  # what uvicorn accepts, made shareable
+            self.conn.available_extensions = DEFLATE_EXTENSIONS
         self.inbox = Inbox()
         self.queue = self.inbox  # type: ignore[assignment]
         self.writable = Flag()  # type: ignore[assignment]

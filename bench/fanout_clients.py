@@ -36,6 +36,9 @@ from collections import Counter
 from multiprocessing.connection import Connection
 from typing import Any
 
+from websockets.exceptions import InvalidHeader
+from websockets.headers import parse_extension
+
 from bench.fanout_record import PhaseStats, Recorder, Seen
 
 # --- the websocket client --------------------------------------------------------------
@@ -147,7 +150,7 @@ class Subscriber(asyncio.Protocol):
             chunk = buffer
         try:
             used = self._frames(chunk, time.time())
-        except (ProtocolError, UnicodeDecodeError, ValueError) as exc:
+        except (ProtocolError, UnicodeDecodeError, ValueError, zlib.error) as exc:
             self._protocol_error(exc)
             return
         if chunk is buffer:
@@ -203,12 +206,18 @@ class Subscriber(asyncio.Protocol):
         return b""
 
     def _agree(self, answer: str) -> bool:
-        """Take the server's permessage-deflate answer, if we offered it."""
-        name, *params = (part.strip() for part in answer.split(";"))
-        if not self.deflate or name != "permessage-deflate" or "," in answer:
+        """Take the server's permessage-deflate answer, if we offered it and it is valid."""
+        try:
+            [(name, params)] = parse_extension(answer)
+        except (InvalidHeader, ValueError):
             return False
-        settings = dict(param.partition("=")[::2] for param in params)
-        self._window = int(settings.get("server_max_window_bits") or 15)
+        settings = dict(params)
+        if not self.deflate or name != "permessage-deflate":
+            return False
+        window = settings.get("server_max_window_bits") or "15"
+        if not window.isdigit() or not 8 <= int(window) <= 15:
+            return False
+        self._window = int(window)
         if "server_no_context_takeover" not in settings:
             self._decoder = zlib.decompressobj(-self._window)
         return True

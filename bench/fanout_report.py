@@ -202,10 +202,11 @@ started fresh for every row, one process each:
   loop (no task per connection; the frames one commit queued for a connection leave in
   one write). With 8 POSTs in flight, the burst rate is bounded by how fast HTTP answers
   as much as by fan-out.
-- **Seizure Relay, shared deflate**: the same with `RELAY_STREAM_COMPRESSION=shared`, its
-  subscribers offering permessage-deflate as Chromium does
+- **Seizure Relay, shared deflate**: the same with `RELAY_STREAM_COMPRESSION=shared` (the
+  row above runs with `off`), its subscribers offering permessage-deflate as Chromium does
   (`permessage-deflate; client_max_window_bits`); the relay answers without server
-  context takeover and deflates each message once for every connection.
+  context takeover and deflates each distinct message once (here every subscriber uses
+  the same subscription id, as the dashboard does, so once per event).
 - **websockets `broadcast()`** (`bench/peers/raw_ws.py`, websockets 17 on uvloop, no
   compression): a token check, a subscriber set, and each frame from a publisher
   connection broadcast byte for byte. No persistence, no per-connection queue.

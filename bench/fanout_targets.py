@@ -2,8 +2,9 @@
 the publisher that feeds each of them the same alert.
 
 ``relay``: a real ``relay serve`` (one worker) on a fresh SQLite store; alerts are
-POSTed over HTTP and committed durably before they fan out. ``relay-deflate``: the same
-with ``RELAY_STREAM_COMPRESSION=shared``, its subscribers offering permessage-deflate.
+POSTed over HTTP and committed durably before they fan out, compression declined
+(``RELAY_STREAM_COMPRESSION=off``). ``relay-deflate``: the same with ``shared``
+compression, its subscribers offering permessage-deflate.
 ``raw``: ``bench.peers.raw_ws``, websockets ``broadcast()``; alerts come in as
 websocket frames and go out unchanged.
 ``socketio``: ``bench.peers.socketio_server``, python-socketio on uvicorn; alerts come
@@ -265,7 +266,8 @@ async def publisher_for(server: Server, payload: Payload) -> Publisher:
 def start(name: str, *, keys: int) -> Iterator[Server]:
     """A fresh server of kind ``name`` with ``keys`` subscriber keys (and one publisher key)."""
     if name.startswith("relay"):
-        env = {"RELAY_STREAM_COMPRESSION": "shared"} if name == "relay-deflate" else None
+        compression = "shared" if name == "relay-deflate" else "off"
+        env = {"RELAY_STREAM_COMPRESSION": compression}
         with fresh_store("sqlite") as url, relay_server(url, workers=1, env=env) as base:
             tokens = set_up(base, keys + 1)
             host, port_text = base.removeprefix("http://").split(":")

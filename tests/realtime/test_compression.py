@@ -24,6 +24,12 @@ from tests.server import RelayServer, admin_headers
 pytestmark = pytest.mark.slow
 
 BROWSER_OFFER = "permessage-deflate; client_max_window_bits"  # what Chromium offers
+CHROMIUM_ANSWER = {
+    "server_no_context_takeover",
+    "client_no_context_takeover",
+    "server_max_window_bits=12",
+    "client_max_window_bits=12",
+}
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +42,17 @@ async def declining(
         env={"RELAY_STREAM_COMPRESSION": "off"},
     ) as relay:
         yield relay
+
+
+def inflate(data: bytes, bits: int) -> bytes:
+    """A message deflated without context takeover, inflated as a browser may: a little
+    output at a time, so that a reference further back than the agreed window fails
+    (one call into a buffer big enough for it all would resolve it from the buffer)."""
+    decoder, rest, out = zlib.decompressobj(-bits), data + b"\x00\x00\xff\xff", b""
+    while rest:
+        out += decoder.decompress(rest, 256)
+        rest = decoder.unconsumed_tail
+    return out
 
 
 @dataclass
@@ -51,6 +68,20 @@ class RawStream:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
         self.extensions = ""
+
+    @property
+    def answer(self) -> tuple[str, set[str]]:
+        """The extension the server accepted: its name and parameters."""
+        name, *params = (part.strip() for part in self.extensions.split(";"))
+        return name, set(params)
+
+    @property
+    def window_bits(self) -> int:
+        """The server's window, as it answered (15 if it named none)."""
+        for param in self.answer[1]:
+            if param.startswith("server_max_window_bits="):
+                return int(param.split("=", 1)[1])
+        return 15
 
     @classmethod
     async def open(cls, base_url: str, key: Key, *, offer: str | None) -> RawStream:
@@ -106,8 +137,7 @@ class RawStream:
             assert frame.opcode == 0x9, frame  # a ping is all else that may come
         data = frame.payload
         if frame.deflated:
-            # No context takeover: each message inflates on its own.
-            data = zlib.decompressobj(-15).decompress(data + b"\x00\x00\xff\xff")
+            data = inflate(data, self.window_bits)  # on its own: no context takeover
         return frame, json.loads(data)
 
     async def close(self) -> None:
@@ -133,8 +163,7 @@ async def test_a_browser_offering_compression_gets_one_frame_shared_by_every_con
             _, subscribed = await stream.message()
             assert subscribed["type"] == "subscribed", subscribed
         for stream in streams:
-            assert stream.extensions.startswith("permessage-deflate"), stream.extensions
-            assert "server_no_context_takeover" in stream.extensions, stream.extensions
+            assert stream.answer == ("permessage-deflate", CHROMIUM_ANSWER), stream.extensions
         assert plain.extensions == ""
 
         await world.report(ice.kr, ice.operation, narrative="Compressed twice? " * 40)
@@ -191,18 +220,118 @@ async def test_compression_is_declined_when_it_is_turned_off(declining: RelaySer
     assert raw.extensions == "" and not frame.deflated and welcome["type"] == "welcome"
 
 
-def test_a_message_is_deflated_once_per_window_and_inflates_to_itself() -> None:
+# Offers as browsers and libraries make them, and the window each answer agrees on.
+OFFERS = {
+    "firefox": ("permessage-deflate", 12),
+    "chromium": (BROWSER_OFFER, 12),
+    "small window": ("permessage-deflate; server_max_window_bits=9", 9),
+    "window too small for zlib, then another": (
+        "permessage-deflate; server_max_window_bits=8, permessage-deflate",
+        12,
+    ),
+    "only a window too small": ("permessage-deflate; server_max_window_bits=8", None),
+}
+
+
+@pytest.mark.parametrize("offer", OFFERS)
+async def test_each_offer_gets_the_window_it_allows_and_frames_that_inflate_in_it(
+    server: RelayServer, world: World, offer: str
+) -> None:
+    header, bits = OFFERS[offer]
+    ice = await world.ice_break()
+    start = await world.head(ice.hk)
+    stream = await RawStream.open(server.base_url, ice.hk, offer=header)
+    try:
+        await stream.message()
+        await stream.send({"type": "subscribe", "id": "s1", "operation": ice.operation})
+        await stream.message()
+        # Text that repeats itself from over 4 KiB back: only the agreed window inflates it.
+        narrative = " ".join(f"seal-{n:04}" for n in range(700)) * 2
+        await world.report(ice.kr, ice.operation, narrative=narrative)
+        frame, message = await stream.message()
+    finally:
+        await stream.close()
+    [logged] = await world.events(ice.hk, since=start, operation=ice.operation)
+
+    assert message == event_frame("s1", logged)
+    if bits is None:
+        assert stream.extensions == "" and not frame.deflated
+    else:
+        assert stream.answer[0] == "permessage-deflate", stream.extensions
+        assert f"server_max_window_bits={bits}" in stream.answer[1], stream.extensions
+        assert frame.deflated
+
+
+def test_a_message_is_deflated_once_per_window_and_inflates_in_it() -> None:
     from app.server import SharedDeflate
 
     deflate = SharedDeflate()
-    message = json.dumps({"type": "event", "narrative": "tea bags " * 100}).encode()
-    frame = deflate.frame(message, 12)
+    message = json.dumps({"narrative": " ".join(f"seal-{n:04}" for n in range(700)) * 2})
+    raw = message.encode()
+    for bits in (9, 10, 12):
+        frame = deflate.frame(raw, bits)
+        assert deflate.frame(raw, bits) is frame  # the same bytes for the next connection
+        assert frame[0] == 0xC1 and frame[1] == 126  # FIN, RSV1, text; a 2-byte length
+        assert len(frame) - 4 == int.from_bytes(frame[2:4], "big") < len(raw)
+        assert inflate(frame[4:], bits) == raw
+    pong = b'{"type":"pong"}'
+    assert deflate.frame(pong, 12) == b"\x81" + bytes((len(pong),)) + pong  # not worth it
 
-    assert deflate.frame(message, 12) is frame  # the same bytes for the next connection
-    assert deflate.frame(message, 9) is not frame  # another window: compressed for it
-    assert frame[0] == 0xC1 and frame[1] == len(frame) - 2 < 126  # FIN, RSV1, text
-    inflated = zlib.decompressobj(-12).decompress(frame[2:] + b"\x00\x00\xff\xff")
-    assert inflated == message
-    for n in range(SharedDeflate.LIMIT + 1):  # bounded
-        deflate.frame(str(n).encode(), 12)
-    assert len(deflate._compressed) <= SharedDeflate.LIMIT
+
+def test_the_cache_is_bounded_by_bytes() -> None:
+    from app.server import SharedDeflate
+
+    deflate = SharedDeflate()
+    deflate.BUDGET = 10_000
+    messages = [json.dumps({"n": n, "pad": "x" * 1000}).encode() for n in range(30)]
+    for message in messages:
+        deflate.frame(message, 12)
+    assert deflate._held <= deflate.BUDGET + 2 * 1100
+    assert len(deflate._frames) < len(messages)
+
+
+def test_the_wire_writes_the_shared_frame_where_deflate_was_negotiated() -> None:
+    """``TransportWire`` on a websockets connection that negotiated what the server
+    accepts: the frame comes from the shared cache, and websockets frames nothing."""
+    from types import SimpleNamespace
+
+    from websockets.datastructures import Headers
+    from websockets.http11 import Request
+    from websockets.server import ServerProtocol
+
+    from app.server import DEFLATE_EXTENSIONS, SHARED_DEFLATE, TransportWire
+
+    def connection(offer: str | None) -> ServerProtocol:
+        conn = ServerProtocol(extensions=DEFLATE_EXTENSIONS)
+        headers = Headers(
+            Host="relay.test",
+            Upgrade="websocket",
+            Connection="Upgrade",
+            **{"Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode()},
+            **{"Sec-WebSocket-Version": "13"},
+        )
+        if offer is not None:
+            headers["Sec-WebSocket-Extensions"] = offer
+        conn.send_response(conn.accept(Request("/v1/stream", headers)))
+        conn.data_to_send()
+        return conn
+
+    class Transport:
+        def __init__(self) -> None:
+            self.written: list[bytes] = []
+
+        def write(self, data: bytes) -> None:
+            self.written.append(data)
+
+    message = json.dumps({"type": "event", "note": os.urandom(8).hex() * 20}).encode()
+    for offer, deflated in ((BROWSER_OFFER, True), (None, False)):
+        conn, transport = connection(offer), Transport()
+        wire = TransportWire(SimpleNamespace(conn=conn, transport=transport))  # type: ignore[arg-type]
+        wire.write([message, message])
+        assert conn.data_to_send() == []
+        [written] = transport.written
+        if deflated:
+            frame = SHARED_DEFLATE._frames[(12, message)]
+            assert written == frame + frame
+        else:
+            assert written == (bytes((0x81, 126)) + len(message).to_bytes(2, "big") + message) * 2
