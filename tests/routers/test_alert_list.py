@@ -147,6 +147,25 @@ class World:
         assert response.status_code == 200, response.text
         return self.names(response.json()["items"])
 
+    async def pages(
+        self, params: dict[str, Any], *, who: str = "RILO-AP", operation: str = "ICEBREAK-II"
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Each page ``who`` lists, following ``next_cursor``; the next is asked for only
+        once the caller is done with the one before."""
+        cursor = None
+        for _ in range(50):
+            response = await self.api.client.get(
+                f"/v1/operations/{operation}/alerts",
+                params={**params, **({"cursor": cursor} if cursor else {})},
+                headers=self.keys[who],
+            )
+            assert response.status_code == 200, response.text
+            page: dict[str, Any] = response.json()
+            yield page
+            if (cursor := page["next_cursor"]) is None:
+                return
+        raise AssertionError("the pages never ended")
+
     async def operation(self, *, participants: list[str]) -> str:
         """A new operation, coordinated by RILO-AP, for a test that writes."""
         code = f"OWN-{next(self.codes)}"
@@ -342,19 +361,9 @@ SORTS = {
 @pytest.mark.parametrize("sort", list(SORTS))
 async def test_each_sort_orders_the_alerts_across_pages(world: World, sort: str) -> None:
     seen: list[str] = []
-    cursor = None
-    for _ in range(10):
-        params: dict[str, Any] = {"sort": sort, "limit": 2}
-        if cursor:
-            params["cursor"] = cursor
-        response = await world.api.client.get(ALERTS, params=params, headers=world.keys["RILO-AP"])
-        assert response.status_code == 200, response.text
-        page = response.json()
+    async for page in world.pages({"sort": sort, "limit": 2}):
         assert len(page["items"]) <= 2
         seen += world.names(page["items"])
-        cursor = page["next_cursor"]
-        if cursor is None:
-            break
 
     assert seen == SORTS[sort]
 
@@ -365,24 +374,13 @@ async def walk(
     """Every page of ``operation`` as KR-KCS sees it, two at a time, reporting one of
     ``between_pages`` (by HK-CED) after each page."""
     seen: list[str] = []
-    cursor = None
     added = iter(between_pages)
-    for _ in range(20):
-        params: dict[str, Any] = {"sort": sort, "limit": 2}
-        if cursor:
-            params["cursor"] = cursor
-        response = await world.api.client.get(
-            f"/v1/operations/{operation}/alerts", params=params, headers=world.keys["KR-KCS"]
-        )
-        assert response.status_code == 200, response.text
-        seen += world.names(response.json()["items"])
-        cursor = response.json()["next_cursor"]
-        if cursor is None:
-            return seen
-        body = next(added, None)
+    async for page in world.pages({"sort": sort, "limit": 2}, who="KR-KCS", operation=operation):
+        seen += world.names(page["items"])
+        body = next(added, None) if page["next_cursor"] else None
         if body is not None:
             await world.report("HK-CED", operation, body, body["summary"])
-    raise AssertionError("the pages never ended")
+    return seen
 
 
 async def test_paging_by_occurred_at_returns_each_alert_once_while_alerts_arrive(
@@ -603,14 +601,9 @@ async def test_full_text_pages_are_the_same_however_the_store_reads_them(
     visible = set(await world.listed(who=who))
     matching = {"ketamine": {"ketamine_request", "tablets_truck"}, "tea": {"meth_mail"}}
     for q, expected in matching.items():
-        cursor, names = None, []
-        while True:  # a page at a time, so that every page after the first uses a cursor
-            params = {"q": q, "limit": "1", **({"cursor": cursor} if cursor else {})}
-            response = await world.api.client.get(ALERTS, params=params, headers=world.keys[who])
-            assert response.status_code == 200, response.text
-            names += world.names(response.json()["items"])
-            if (cursor := response.json()["next_cursor"]) is None:
-                break
+        names = []  # a page at a time, so that every page after the first uses a cursor
+        async for page in world.pages({"q": q, "limit": "1"}, who=who):
+            names += world.names(page["items"])
         assert names == [n for n in reversed(BY_OCCURRED_AT) if n in expected & visible]
 
 
@@ -714,18 +707,11 @@ async def test_full_text_pages_follow_every_sort_however_they_are_sampled(
     expected = [name for name in every if int(name.rsplit("-", 1)[1]) < 7]
 
     for limit in ("1", "2"):
-        names, cursor = [], None
-        while True:
-            params = {"q": "amphora", "sort": sort, "limit": limit}
-            if cursor:
-                params["cursor"] = cursor
-            response = await world.api.client.get(
-                f"/v1/operations/{code}/alerts", params=params, headers=world.keys["RILO-AP"]
-            )
-            assert response.status_code == 200, response.text
-            names += world.names(response.json()["items"])
-            if (cursor := response.json()["next_cursor"]) is None:
-                break
+        names = []
+        async for page in world.pages(
+            {"q": "amphora", "sort": sort, "limit": limit}, operation=code
+        ):
+            names += world.names(page["items"])
         assert names == expected, (limit, names)
 
 
