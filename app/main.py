@@ -42,6 +42,7 @@ from app.routers import (
     stream,
     web,
 )
+from app.routers.reporting import ReportFastPath
 from app.services import events as events_service
 from app.services import idempotency
 from app.services import stream as stream_service
@@ -167,6 +168,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(module.router)
     app.mount("/assets", StaticFiles(directory=web.WEB), name="assets")
+    app.add_middleware(ReportFastPath)  # inside the guard: the body is already screened
     app.add_middleware(RequestGuard, max_body=settings.max_body_bytes, metrics=metrics)
     return app
 

@@ -1,0 +1,128 @@
+"""The reporting fast path (``app/routers/reporting.py``): a well-formed report from a key
+that may make it is answered below FastAPI, everything else by the route, and a client
+cannot tell the two apart (the rest of the suite posts through both)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
+
+from app.routers.reporting import ReportFastPath
+from tests.api import ADMIN, Api, assert_problem, seizure
+from tests.conftest import client_for, reset
+
+ALERTS = "/v1/operations/ICEBREAK-II/alerts"
+
+
+@dataclass
+class Route:
+    """Stands for the route behind the fast path: counts what reaches it, answers with the
+    whole app (whose own fast path hands it on again)."""
+
+    app: FastAPI
+    reached: list[str] = field(default_factory=list)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.reached.append(scope["path"])
+        await self.app(scope, receive, send)
+
+
+@dataclass
+class Reporting:
+    api: Api
+    keys: dict[str, dict[str, str]]
+    client: httpx.AsyncClient  # through the fast path alone
+    route: Route
+
+
+@pytest.fixture
+async def reporting(app: FastAPI) -> AsyncIterator[Reporting]:
+    await reset(app.state.runtime)
+    route = Route(app)
+    fast = ReportFastPath(route)
+
+    async def outer(scope: Scope, receive: Receive, send: Send) -> None:
+        scope["app"] = app
+        await fast(scope, receive, send)
+
+    transport = httpx.ASGITransport(app=outer)
+    async with (
+        client_for(app) as plain,
+        httpx.AsyncClient(transport=transport, base_url="http://relay.test") as client,
+    ):
+        api = Api(plain, app.state.runtime)
+        yield Reporting(api, await api.ice_break(), client, route)
+
+
+async def test_a_well_formed_report_is_answered_below_the_route(reporting: Reporting) -> None:
+    response = await reporting.client.post(ALERTS, json=seizure(), headers=reporting.keys["KR-KCS"])
+
+    assert response.status_code == 201, response.text
+    assert reporting.route.reached == []
+    assert response.headers["content-type"] == "application/json"
+    stored = await reporting.api.client.get(
+        response.headers["location"], headers=reporting.keys["KR-KCS"]
+    )
+    assert stored.status_code == 200 and stored.json() == response.json()
+
+
+async def test_a_replayed_report_and_a_refused_one_are_answered_below_the_route(
+    reporting: Reporting,
+) -> None:
+    headers = {**reporting.keys["KR-KCS"], "Idempotency-Key": "fast-path-1"}
+    first = await reporting.client.post(ALERTS, json=seizure(), headers=headers)
+    again = await reporting.client.post(ALERTS, json=seizure(), headers=headers)
+    other = await reporting.client.post(
+        ALERTS, json=seizure(summary="another body"), headers=headers
+    )
+    missing = await reporting.client.post(
+        "/v1/operations/NO-SUCH-OP/alerts", json=seizure(), headers=reporting.keys["KR-KCS"]
+    )
+
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.headers["idempotent-replayed"] == "true" and again.json() == first.json()
+    assert_problem(other, 422)
+    assert_problem(missing, 404)
+    assert reporting.route.reached == []
+
+
+@pytest.mark.parametrize(
+    ("case", "status"),
+    [
+        ("invalid body", 422),
+        ("no token", 401),
+        ("unknown token", 401),
+        ("admin key", 403),
+        ("lower-case code", 422),
+        ("not JSON", 422),
+    ],
+)
+async def test_anything_else_is_left_to_the_route(
+    reporting: Reporting, case: str, status: int
+) -> None:
+    member = reporting.keys["KR-KCS"]
+    path, body, headers = ALERTS, seizure(), member
+    if case == "invalid body":
+        body = seizure(summary="")
+    elif case == "no token":
+        headers = {}
+    elif case == "unknown token":
+        headers = {"Authorization": "Bearer sr_not_a_key_at_all_0000000000000000000000"}
+    elif case == "admin key":
+        headers = ADMIN
+    elif case == "lower-case code":
+        path = "/v1/operations/icebreak-ii/alerts"
+    if case == "not JSON":
+        response = await reporting.client.post(
+            path, content=b"{not json", headers={**headers, "Content-Type": "application/json"}
+        )
+    else:
+        response = await reporting.client.post(path, json=body, headers=headers)
+
+    assert_problem(response, status)
+    assert reporting.route.reached == [path]
