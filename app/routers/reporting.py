@@ -58,8 +58,8 @@ class ReportFastPath:
         try:
             report = AlertBody.model_validate_json(body)
             token = bearer_token(headers.get("authorization"))
-            async with runtime.db.read_sessions() as session:
-                caller = await keys.authenticate(session, token=token, now=utcnow())
+            async with runtime.db.read_engine.connect() as connection:
+                caller = await keys.authenticate_on(connection, token=token, now=utcnow())
         except (ValidationError, AppError):
             return False
         if caller.role not in REPORTERS:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from ulid import ULID
 
 from app.committer import WriteTx
@@ -81,8 +81,12 @@ def key_out(key: ApiKey) -> KeyOut:
 
 async def authenticate(session: AsyncSession, *, token: str, now: datetime) -> Caller:
     """The caller for ``token``; 401 if unknown, expired or revoked."""
+    return await authenticate_on(await session.connection(), token=token, now=now)
+
+
+async def authenticate_on(connection: AsyncConnection, *, token: str, now: datetime) -> Caller:
+    """``authenticate`` on a connection, for a request that needs no session."""
     digest = hash_token(token)
-    connection = await session.connection()
     key = (await connection.execute(KEY_BY_DIGEST, {"digest": digest})).first()
     if key is None or not hmac.compare_digest(key.token_hash, digest):
         raise Unauthorized()
