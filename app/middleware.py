@@ -136,13 +136,18 @@ class RequestGuard:
         body = b"".join(chunks)
         if body and not is_json(headers.get("content-type")):
             return UnsupportedMediaType("Request bodies must be JSON (application/json)"), receive
-        delivered = False
+        return None, replaying(body, receive)
 
-        async def replay() -> Message:
-            nonlocal delivered
-            if not delivered:
-                delivered = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
 
-        return None, replay
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that gives ``body`` whole first, then whatever ``receive`` gives."""
+    delivered = False
+
+    async def replay() -> Message:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay

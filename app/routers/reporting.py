@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.deps import Runtime, bearer_token
 from app.errors import AppError, TooManyRequests, problem_response
 from app.logs import key_id
+from app.middleware import replaying
 from app.models.base import utcnow
 from app.routers.responses import json_response
 from app.schemas.alert import AlertBody
@@ -48,7 +49,7 @@ class ReportFastPath:
             return
         body = await _whole_body(receive)
         if not await self._answer(scope, send, match.group(1), body):
-            await self.app(scope, _replaying(body, receive), send)
+            await self.app(scope, replaying(body, receive), send)
 
     async def _answer(self, scope: Scope, send: Send, code: str, body: bytes) -> bool:
         """Answer the report if it is one the route would accept up to its service call;
@@ -119,19 +120,6 @@ async def _whole_body(receive: Receive) -> bytes:
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
-
-
-def _replaying(body: bytes, receive: Receive) -> Receive:
-    delivered = False
-
-    async def replay() -> Message:
-        nonlocal delivered
-        if not delivered:
-            delivered = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
 
 
 async def _nothing() -> Message:  # pragma: no cover - responses do not read the request
