@@ -109,8 +109,9 @@ def require(*roles: Role) -> Callable[[Caller], Coroutine[Any, Any, Caller]]:
 
 
 CurrentCaller = Annotated[Caller, Depends(current_caller)]
+MEMBER_ROLES = (Role.member, Role.analyst)  # who acts for an administration
 AdminCaller = Annotated[Caller, Depends(require(Role.admin))]
-MemberCaller = Annotated[Caller, Depends(require(Role.member, Role.analyst))]
+MemberCaller = Annotated[Caller, Depends(require(*MEMBER_ROLES))]
 AnalystCaller = Annotated[Caller, Depends(require(Role.analyst))]
 
 

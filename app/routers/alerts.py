@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from app.deps import AuditDep, CommitterDep, InFlightDep, MemberCaller, SessionDep
 from app.errors import NotFound
-from app.routers.responses import json_response, page_response
+from app.routers.responses import json_response, page_response, stored_response
 from app.schemas.alert import AlertBody, AlertOut, WithdrawIn
 from app.schemas.common import Page
 from app.schemas.query import AlertListQuery
@@ -69,10 +69,7 @@ async def report_alert(
         raw_body=raw,
         idempotency_key=idempotency_key,
     )
-    headers = {"Location": stored.location or ""}
-    if stored.replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return json_response(stored.body, status=stored.status, headers=headers)
+    return stored_response(stored)
 
 
 @router.get("/operations/{code}/alerts", response_model=Page[AlertOut])

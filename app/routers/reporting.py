@@ -19,18 +19,18 @@ from pydantic import ValidationError
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.deps import Runtime, bearer_token
+from app.deps import MEMBER_ROLES, Runtime, bearer_token
 from app.errors import AppError, TooManyRequests, problem_response
 from app.logs import key_id
 from app.middleware import replaying
 from app.models.base import utcnow
-from app.routers.responses import json_response
+from app.routers.responses import stored_response
 from app.schemas.alert import AlertBody
-from app.schemas.vocabulary import Role
+from app.schemas.types import CODE_PATTERN
 from app.services import alerts, keys
 
-REPORT_PATH = re.compile(r"^/v1/operations/([A-Z0-9][A-Z0-9-]{1,31})/alerts$")
-REPORTERS = (Role.member, Role.analyst)
+# The route's path, its operation code as the route's pattern has it.
+REPORT_PATH = re.compile(rf"^/v1/operations/({CODE_PATTERN.strip('^$')})/alerts$")
 
 
 class ReportFastPath:
@@ -63,7 +63,7 @@ class ReportFastPath:
                 caller = await keys.authenticate_on(connection, token=token, now=utcnow())
         except (ValidationError, AppError):
             return False
-        if caller.role not in REPORTERS:
+        if caller.role not in MEMBER_ROLES:
             return False
         key_id.set(caller.key_id)
         scope["route"] = self._report_route(scope)
@@ -72,12 +72,7 @@ class ReportFastPath:
             await problem_response(TooManyRequests(wait))(scope, _nothing, send)
             return True
         idempotency_key = headers.get("idempotency-key")
-        raw = None
-        if idempotency_key is not None:
-            try:
-                raw = json.loads(body)
-            except ValueError:  # pragma: no cover - the body validated as JSON above
-                raw = None
+        raw = None if idempotency_key is None else json.loads(body)  # it validated as JSON
         try:
             stored = await alerts.report_alert(
                 runtime.committer,
@@ -91,12 +86,7 @@ class ReportFastPath:
         except AppError as error:
             await problem_response(error)(scope, _nothing, send)
             return True
-        answer = {"Location": stored.location or ""}
-        if stored.replayed:
-            answer["Idempotent-Replayed"] = "true"
-        await json_response(stored.body, status=stored.status, headers=answer)(
-            scope, _nothing, send
-        )
+        await stored_response(stored)(scope, _nothing, send)
         return True
 
     def _report_route(self, scope: Scope) -> Any:

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from starlette.responses import Response
 
 from app.jsonenc import dumps
+from app.services.idempotency import StoredResponse
 
 
 def _plain(value: Any) -> Any:
@@ -24,3 +25,11 @@ def json_response(
 
 def page_response(items: Sequence[Any], next_cursor: str | None) -> Response:
     return json_response({"items": [_plain(i) for i in items], "next_cursor": next_cursor})
+
+
+def stored_response(stored: StoredResponse) -> Response:
+    """A report's answer: 201 with its ``Location``, or the replay of an earlier one."""
+    headers = {"Location": stored.location or ""}
+    if stored.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return json_response(stored.body, status=stored.status, headers=headers)
