@@ -75,9 +75,10 @@ def load(directory: Path, store: str, *, alerts: int, seed: int) -> tuple[str, S
             f"{alerts:,} from {seed}: choose another directory or remove this one"
         )
     seeded = Seeded(**data["seeded"])
-    if data.get("revision") != _head():
+    head = _head()
+    if data.get("revision") != head:
         _migrate(data["url"], store)
-        data["revision"] = _head()
+        data["revision"] = head
         path.write_text(json.dumps(data, indent=1))
     return data["url"], seeded
 

@@ -4,6 +4,7 @@ loses nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 
@@ -23,6 +24,21 @@ ALERTS = 70
 NARRATIVE = " ".join(secrets.token_urlsafe(9) for _ in range(1500))  # 19,499 characters
 
 
+def unread_stream(
+    server: RelayServer, headers: dict[str, str], compression: str | None
+) -> contextlib.AbstractAsyncContextManager[Stream]:
+    """A stream that reads one frame ahead at most, over a socket whose receive buffer
+    cannot grow: when the test stops reading, the server soon finds its socket full.
+    ``compression=None`` keeps the bytes as large on the wire as they are."""
+    return Stream.open(
+        server.base_url,
+        headers=headers,
+        sock=small_buffer_socket(server.base_url),
+        max_queue=1,
+        compression=compression,
+    )
+
+
 @pytest.mark.parametrize("compression", [None, "deflate"])
 async def test_slow_reader_is_closed_with_4008_and_resumes_from_its_last_seq(
     server: RelayServer, world: World, compression: str | None
@@ -30,13 +46,7 @@ async def test_slow_reader_is_closed_with_4008_and_resumes_from_its_last_seq(
     ice = await world.ice_break()
     start = await world.head(ice.hk)
     async with (
-        Stream.open(
-            server.base_url,
-            headers=ice.hk.headers,
-            sock=small_buffer_socket(server.base_url),
-            max_queue=1,
-            compression=compression,
-        ) as slow,
+        unread_stream(server, ice.hk.headers, compression) as slow,
         Stream.open(server.base_url, headers=ice.th.headers) as steady,
     ):
         assert bool(slow.ws.protocol.extensions) == (compression is not None)
@@ -90,13 +100,7 @@ async def test_a_reader_whose_own_answers_overflow_its_queue_is_closed_with_4008
     unknown = "x" * 50_000
     errors = 400
     async with (
-        Stream.open(
-            server.base_url,
-            headers=ice.hk.headers,
-            sock=small_buffer_socket(server.base_url),
-            max_queue=1,
-            compression=None,  # the bytes must fill the socket buffers as they are
-        ) as chatty,
+        unread_stream(server, ice.hk.headers, None) as chatty,
         Stream.open(server.base_url, headers=ice.th.headers) as steady,
     ):
         await steady.subscribe("steady", ice.operation)
