@@ -25,7 +25,7 @@ from app.schemas.vocabulary import Role
 from app.services import keys
 from app.services.audit import AuditSink
 from app.services.idempotency import InFlight
-from app.services.keys import Caller
+from app.services.keys import Caller, KeyCache
 from app.services.pagination import Cursor
 from app.services.stream import StreamContext
 
@@ -39,6 +39,7 @@ class Runtime:
     committer: Committer
     audit: AuditSink
     in_flight: InFlight
+    keys: KeyCache
     limiter: RateLimiter
     metrics: Metrics
     hub: Hub

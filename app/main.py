@@ -48,7 +48,7 @@ from app.services import idempotency
 from app.services import stream as stream_service
 from app.services.audit import AuditSink
 from app.services.idempotency import InFlight
-from app.services.keys import bootstrap_admin
+from app.services.keys import KeyCache, bootstrap_admin
 
 log = logging.getLogger("relay")
 
@@ -105,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             committer=committer,
             audit=sink,
             in_flight=InFlight(),
+            keys=KeyCache(),
             limiter=RateLimiter(settings.rate_limit),
             metrics=metrics,
             hub=hub,

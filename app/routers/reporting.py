@@ -20,14 +20,14 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.deps import MEMBER_ROLES, Runtime, bearer_token
-from app.errors import AppError, TooManyRequests, problem_response
+from app.errors import AppError, TooManyRequests, Unauthorized, problem_response
 from app.logs import key_id
 from app.middleware import replaying
 from app.models.base import utcnow
 from app.routers.responses import stored_response
 from app.schemas.alert import AlertBody
 from app.schemas.types import CODE_PATTERN
-from app.services import alerts, keys
+from app.services import alerts
 
 # The route's path, its operation code as the route's pattern has it.
 REPORT_PATH = re.compile(rf"^/v1/operations/({CODE_PATTERN.strip('^$')})/alerts$")
@@ -59,8 +59,9 @@ class ReportFastPath:
         try:
             report = AlertBody.model_validate_json(body)
             token = bearer_token(headers.get("authorization"))
-            async with runtime.db.read_engine.connect() as connection:
-                caller = await keys.authenticate_on(connection, token=token, now=utcnow())
+            caller = await runtime.keys.authenticate(
+                runtime.db.read_engine, token=token, now=utcnow()
+            )
         except (ValidationError, AppError):
             return False
         if caller.role not in MEMBER_ROLES:
@@ -84,6 +85,8 @@ class ReportFastPath:
                 idempotency_key=idempotency_key,
             )
         except AppError as error:
+            if isinstance(error, Unauthorized):  # revoked or expired since it was looked up
+                runtime.keys.forget(token)
             await problem_response(error)(scope, _nothing, send)
             return True
         await stored_response(stored)(scope, _nothing, send)

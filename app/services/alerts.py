@@ -81,60 +81,104 @@ async def report_alert(
     if idempotency_key is not None:
         key = idempotency.validate_key(idempotency_key)
         idem = IdempotencyKey.of(key, scope=operation_code, body=raw_body)
+    draft = _Draft.of(caller, operation_code, body)
     with in_flight.hold(caller.administration_id, idem.key if idem else None):
         return await committer.run(
-            partial(_report, caller=caller, operation_code=operation_code, body=body, idem=idem),
+            partial(_report, caller=caller, draft=draft, idem=idem),
             staging_only=True,
+            under_key=caller.key_id,
         )
 
 
+@dataclass(slots=True)
+class _Draft:
+    """A new alert as far as it is known before its write job runs: all but its ``seq`` and
+    its operation's id (and, for a restricted audience, who its route adds).
+
+    Built in the reporting request's own task, so that the batch's transaction, which
+    every writer waits for, does only what needs the store.
+    """
+
+    operation_code: str
+    reported_by: str
+    body: AlertBody
+    alert: Alert
+    row: dict[str, Any]  # the alert's columns, to insert
+    rendered: dict[str, Any]
+    children: list[tuple[Table, dict[str, Any]]]
+
+    @classmethod
+    def of(cls, caller: Caller, operation_code: str, body: AlertBody) -> _Draft:
+        assert caller.administration_id is not None and caller.administration is not None
+        now = utcnow()
+        alert = Alert(
+            id=str(ULID()),
+            reporter_id=caller.administration_id,
+            reporter_key_label=caller.label,
+            status=AlertStatus.open.value,
+            revision=1,
+            created_at=now,
+            updated_at=now,
+        )
+        draft = cls(operation_code, caller.administration, body, alert, {}, {}, [])
+        draft._render()
+        draft.children = _children(alert.id, body)
+        return draft
+
+    def _render(self) -> None:
+        document = _apply_body(self.alert, self.body)
+        self.row = {column.key: getattr(self.alert, column.key) for column in ALERT.columns}
+        self.rendered = render(
+            self.alert,
+            operation=self.operation_code,
+            reported_by=self.reported_by,
+            acks=[],
+            document=document,
+        )
+
+    def complete(self, op: Operation, seq: int) -> Alert:
+        """Give the alert what the store decided. ``_audience`` may have added the route's
+        participants to a restricted audience, which the document then shows."""
+        alert = self.alert
+        alert.seq, alert.operation_id = seq, op.id
+        if isinstance(self.body.audience, RestrictedAudience):
+            self._render()
+        self.row["seq"], self.row["operation_id"] = seq, op.id
+        self.rendered["seq"] = seq
+        return alert
+
+
 async def _report(
-    tx: WriteTx,
-    *,
-    caller: Caller,
-    operation_code: str,
-    body: AlertBody,
-    idem: IdempotencyKey | None,
+    tx: WriteTx, *, caller: Caller, draft: _Draft, idem: IdempotencyKey | None
 ) -> StoredResponse:
     """A staging-only job: it reads, then stages its rows for the batch's bulk insert."""
-    assert caller.administration_id is not None and caller.administration is not None
+    assert caller.administration_id is not None
     if idem is not None:
         stored = await idempotency.find(tx, administration_id=caller.administration_id, idem=idem)
         if stored is not None:
             return stored
-    op = await _operation_open_for_reports(tx, caller=caller, code=operation_code)
+    op = await _operation_open_for_reports(tx, caller=caller, code=draft.operation_code)
+    body = draft.body
     if body.kind is Kind.notice and caller.administration_id != op.coordinator_id:
         raise Forbidden("Only the operation's coordinator may post a notice")
     recipients = _audience(op, body, kept=set())
-    now = utcnow()
-    alert = Alert(
-        id=str(ULID()),
-        seq=tx.next_seq(),
-        operation_id=op.id,
-        reporter_id=caller.administration_id,
-        reporter_key_label=caller.label,
-        status=AlertStatus.open.value,
-        revision=1,
-        created_at=now,
-        updated_at=now,
-    )
-    document = _apply_body(alert, body)
-    tx.stage(ALERT, {column.key: getattr(alert, column.key) for column in ALERT.columns})
+    alert = draft.complete(op, tx.next_seq())
+    tx.stage(ALERT, draft.row)
     tx.after_insert[ALERT] = rollup.add_inserted  # the statistics, with the alerts
-    _stage_children(tx, alert.id, body, recipients)
-    rendered = render(
-        alert, operation=op.code, reported_by=caller.administration, acks=[], document=document
-    )
+    for table, row in draft.children:
+        tx.stage(table, row)
+    for admin in recipients:
+        tx.stage(RECIPIENT, {"alert_id": alert.id, "administration_id": admin.id})
     facts = events.facts_of(
         alert,
         recipient_ids=(a.id for a in recipients),
         commodities=(item.commodity.value for item in body.items),
     )
-    _append_alert_event(tx, "alert.created", op, alert, rendered, facts, seq=alert.seq)
+    _append_alert_event(tx, "alert.created", op, alert, draft.rendered, facts, seq=alert.seq)
     audit.record_in(
         tx, caller=caller, action="alert.create", operation=op.code, alert_ids=[alert.id]
     )
-    response = StoredResponse(201, dumps(rendered), f"/v1/alerts/{alert.id}", replayed=False)
+    response = StoredResponse(201, dumps(draft.rendered), f"/v1/alerts/{alert.id}", replayed=False)
     if idem is not None:
         idempotency.remember(
             tx, administration_id=caller.administration_id, idem=idem, response=response
@@ -210,11 +254,10 @@ def _apply_body(alert: Alert, body: AlertBody) -> dict[str, Any]:
     return document
 
 
-def _stage_children(
-    tx: WriteTx, alert_id: str, body: AlertBody, recipients: list[Administration]
-) -> None:
-    for position, item in enumerate(body.items):
-        tx.stage(
+def _children(alert_id: str, body: AlertBody) -> list[tuple[Table, dict[str, Any]]]:
+    """The rows of an alert's items, identifiers and concealment methods."""
+    rows: list[tuple[Table, dict[str, Any]]] = [
+        (
             ITEM,
             {
                 "alert_id": alert_id,
@@ -225,12 +268,17 @@ def _stage_children(
                 "unit": item.unit.value,
             },
         )
-    for ident in body.identifiers:
-        tx.stage(IDENTIFIER, {"alert_id": alert_id, "type": ident.type.value, "value": ident.value})
-    for method in body.concealment_methods:
-        tx.stage(CONCEALMENT, {"alert_id": alert_id, "method": method.value})
-    for admin in recipients:
-        tx.stage(RECIPIENT, {"alert_id": alert_id, "administration_id": admin.id})
+        for position, item in enumerate(body.items)
+    ]
+    rows += [
+        (IDENTIFIER, {"alert_id": alert_id, "type": ident.type.value, "value": ident.value})
+        for ident in body.identifiers
+    ]
+    rows += [
+        (CONCEALMENT, {"alert_id": alert_id, "method": method.value})
+        for method in body.concealment_methods
+    ]
+    return rows
 
 
 async def _replace_children(
@@ -238,7 +286,10 @@ async def _replace_children(
 ) -> None:
     for table in (AlertItem, AlertIdentifier, AlertConcealment, AlertRecipient):
         await tx.session.execute(delete(table).where(table.alert_id == alert_id))
-    _stage_children(tx, alert_id, body, recipients)
+    for child, row in _children(alert_id, body):
+        tx.stage(child, row)
+    for admin in recipients:
+        tx.stage(RECIPIENT, {"alert_id": alert_id, "administration_id": admin.id})
     await tx.flush_staged()  # the event's facts are read back from these rows
 
 

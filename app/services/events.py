@@ -29,7 +29,7 @@ def append(
     body: dict[str, Any],
     facts: AlertFacts,
     seq: int | None = None,
-) -> Event:
+) -> None:
     """Append one event; ``body`` holds the type-specific fields (``alert``, ``ack``, ...).
 
     ``seq`` is given when it was drawn beforehand (an alert records its creation's ``seq``).
@@ -38,16 +38,17 @@ def append(
     at = utcnow()
     operation_id, operation_code = operation
     payload = {"seq": seq, "type": type, "operation": operation_code, "at": format_utc(at), **body}
-    event = Event(
-        seq=seq,
-        type=type,
-        operation_id=operation_id,
-        alert_id=alert_id,
-        at=at,
-        payload=dumps(payload).decode(),
+    tx.add_event(
+        {
+            "seq": seq,
+            "type": type,
+            "operation_id": operation_id,
+            "alert_id": alert_id,
+            "at": at,
+            "payload": dumps(payload).decode(),
+        },
+        facts,
     )
-    tx.add_event(event, facts)
-    return event
 
 
 def facts_of(

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from ulid import ULID
 
-from app.committer import WriteTx
+from app.committer import REVOKED, WriteTx
 from app.errors import NotFound, Unauthorized, Unprocessable
 from app.models import Administration, ApiKey
 from app.models.base import utcnow
@@ -86,19 +86,66 @@ async def authenticate(session: AsyncSession, *, token: str, now: datetime) -> C
 
 async def authenticate_on(connection: AsyncConnection, *, token: str, now: datetime) -> Caller:
     """``authenticate`` on a connection, for a request that needs no session."""
-    digest = hash_token(token)
+    return (await _look_up(connection, hash_token(token), now)).caller
+
+
+async def _look_up(connection: AsyncConnection, digest: str, now: datetime) -> KnownKey:
     key = (await connection.execute(KEY_BY_DIGEST, {"digest": digest})).first()
     if key is None or not hmac.compare_digest(key.token_hash, digest):
         raise Unauthorized()
     if key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now):
-        raise Unauthorized("This API key is expired or revoked")
-    return Caller(
+        raise Unauthorized(REVOKED)
+    caller = Caller(
         key_id=key.id,
         role=Role(key.role),
         label=key.label,
         administration_id=key.administration_id,
         administration=key.code,
     )
+    return KnownKey(caller, key.expires_at)
+
+
+@dataclass(frozen=True, slots=True)
+class KnownKey:
+    caller: Caller
+    expires_at: datetime | None
+
+
+class KeyCache:
+    """Callers by token digest, for the requests that write under their key alone.
+
+    A hit is not proof that the key is still live: it spares the lookup of who the caller
+    is, and every write made with it is checked again at commit, in the write's own
+    transaction (``Committer.run(under_key=...)``). A key revoked on any node therefore
+    stops working at once, as API.md section 2 requires. Only keys that were live when
+    looked up are kept; at most ``size``, the oldest dropped first.
+    """
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._size = size
+        self._known: dict[str, KnownKey] = {}
+
+    def __len__(self) -> int:
+        return len(self._known)
+
+    async def authenticate(self, engine: AsyncEngine, *, token: str, now: datetime) -> Caller:
+        """The caller for ``token``: from memory while it has not expired, else from the
+        store (401 as ``authenticate``)."""
+        digest = hash_token(token)
+        known = self._known.get(digest)
+        if known is not None and (known.expires_at is None or known.expires_at > now):
+            return known.caller
+        self._known.pop(digest, None)
+        async with engine.connect() as connection:
+            known = await _look_up(connection, digest, now)
+        if len(self._known) >= self._size:
+            del self._known[next(iter(self._known))]
+        self._known[digest] = known
+        return known.caller
+
+    def forget(self, token: str) -> None:
+        """Drop ``token``, found revoked or expired at commit."""
+        self._known.pop(hash_token(token), None)
 
 
 async def create_key(
