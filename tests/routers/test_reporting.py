@@ -4,15 +4,22 @@ cannot tell the two apart (the rest of the suite posts through both)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.types import Receive, Scope, Send
 
+from app.committer import WriteTx
 from app.routers.reporting import ReportFastPath
+from app.services import keys
 from tests.api import ADMIN, Api, assert_problem, seizure
 from tests.conftest import client_for, reset
 
@@ -126,3 +133,96 @@ async def test_anything_else_is_left_to_the_route(
 
     assert_problem(response, status)
     assert reporting.route.reached == [path]
+
+
+# --- who the caller is: from memory, and checked again at commit ---------------------------
+
+
+async def member_key(reporting: Reporting, label: str) -> tuple[str, dict[str, str]]:
+    """A new KR-KCS member key: its id and its Authorization header."""
+    created = await reporting.api.client.post(
+        "/v1/keys",
+        json={"administration": "KR-KCS", "role": "member", "label": label},
+        headers=ADMIN,
+    )
+    assert created.status_code == 201, created.text
+    return created.json()["id"], {"Authorization": f"Bearer {created.json()['token']}"}
+
+
+async def on_another_node(database_url: str, statement: str, **values: Any) -> None:
+    """Change the store the way another server process would: over a connection of its own."""
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text(statement), values)
+    finally:
+        await engine.dispose()
+
+
+async def stored_summaries(reporting: Reporting) -> list[str]:
+    listed = await reporting.api.client.get(ALERTS, headers=reporting.keys["RILO-AP"])
+    assert listed.status_code == 200, listed.text
+    return [item["summary"] for item in listed.json()["items"]]
+
+
+@pytest.mark.parametrize("how", ["revoked here", "revoked on another node", "expired"])
+async def test_a_key_known_from_memory_stops_reporting_at_once(
+    reporting: Reporting, database_url: str, how: str
+) -> None:
+    key_id, headers = await member_key(reporting, f"system ({how})")
+    first = await reporting.client.post(ALERTS, json=seizure(summary="before"), headers=headers)
+    assert first.status_code == 201, first.text
+    runtime = reporting.api.runtime
+    assert len(runtime.keys) > 0  # the fast path now knows the key
+
+    if how == "revoked here":
+        revoked = await reporting.api.client.delete(f"/v1/keys/{key_id}", headers=ADMIN)
+        assert revoked.status_code == 204
+    elif how == "revoked on another node":
+        await on_another_node(
+            database_url,
+            "UPDATE api_key SET revoked_at = :at WHERE id = :id",
+            at=datetime.now(UTC),
+            id=key_id,
+        )
+    else:
+        await on_another_node(
+            database_url,
+            "UPDATE api_key SET expires_at = :at WHERE id = :id",
+            at=datetime.now(UTC) - timedelta(seconds=1),
+            id=key_id,
+        )
+    refused = await reporting.client.post(ALERTS, json=seizure(summary="after"), headers=headers)
+    again = await reporting.client.post(ALERTS, json=seizure(summary="again"), headers=headers)
+
+    problem = assert_problem(refused, 401)
+    assert refused.headers["www-authenticate"].startswith("Bearer")
+    assert "revoked" in problem["detail"]
+    assert_problem(again, 401)  # forgotten: looked up again, and refused by the route
+    assert await stored_summaries(reporting) == ["before"]
+
+
+async def test_a_key_revoked_in_the_same_batch_before_a_report_refuses_it(
+    reporting: Reporting,
+) -> None:
+    key_id, headers = await member_key(reporting, "system")
+    warmed = await reporting.client.post(ALERTS, json=seizure(summary="before"), headers=headers)
+    assert warmed.status_code == 201
+    runtime = reporting.api.runtime
+
+    async def revoke(tx: WriteTx) -> None:
+        await keys.revoke_key(tx, caller=None, key_id=key_id)
+
+    # Both are queued before the committer's next turn, the revocation first.
+    revoked, refused, other = await asyncio.gather(
+        runtime.committer.run(revoke),
+        reporting.client.post(ALERTS, json=seizure(summary="after"), headers=headers),
+        reporting.client.post(
+            ALERTS, json=seizure(summary="other key"), headers=reporting.keys["KR-KCS"]
+        ),
+    )
+
+    assert revoked is None
+    assert_problem(refused, 401)
+    assert other.status_code == 201, other.text
+    assert sorted(await stored_summaries(reporting)) == ["before", "other key"]
