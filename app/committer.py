@@ -33,6 +33,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
+from app.db import WriterLock
 from app.errors import AppError, Conflict, ServiceUnavailable, Unauthorized, is_unavailable
 from app.models import ApiKey, Base, Event, EventCounter
 from app.models.base import utcnow
@@ -210,8 +211,10 @@ class Committer:
         max_batch: int = 256,
         on_commit: Callable[[Batch], None] | None = None,
         observe_batch: Callable[[int], None] | None = None,
+        writer_lock: WriterLock | None = None,
     ) -> None:
         self._sessions = sessions
+        self._writer_lock = writer_lock
         self._lock_counter_row = lock_counter_row
         self._max_batch = max_batch
         self._on_commit = on_commit
@@ -283,7 +286,11 @@ class Committer:
                 self._publish(committed)
 
     async def _commit(self, jobs: list[_Pending[Any]]) -> Batch:
-        async with self._sessions() as session, session.begin():
+        async with (
+            self._writer_lock.held() if self._writer_lock else contextlib.nullcontext(),
+            self._sessions() as session,
+            session.begin(),
+        ):
             counter = LOCKED_COUNTER if self._lock_counter_row else COUNTER
             start = (await session.execute(counter)).scalar_one()
             tx = WriteTx(session, start)

@@ -91,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_batch=settings.write_batch_max,
             on_commit=on_commit,
             observe_batch=metrics.write_batch_size.observe,
+            writer_lock=db.writer_lock,
         )
         await sequencer.start()
         async with db.read_sessions() as session:
