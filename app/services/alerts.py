@@ -48,6 +48,7 @@ ITEM: Table = AlertItem.__table__  # type: ignore[assignment]
 IDENTIFIER: Table = AlertIdentifier.__table__  # type: ignore[assignment]
 CONCEALMENT: Table = AlertConcealment.__table__  # type: ignore[assignment]
 RECIPIENT: Table = AlertRecipient.__table__  # type: ignore[assignment]
+ALERT_COLUMNS = tuple(column.key for column in ALERT.columns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,29 +91,45 @@ async def report_alert(
         )
 
 
+class _Row:
+    """A row of the alert's columns read as attributes, for ``render`` and ``facts_of``."""
+
+    __slots__ = ("columns",)
+
+    def __init__(self, columns: dict[str, Any]) -> None:
+        self.columns = columns
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.columns[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
 @dataclass(slots=True)
 class _Draft:
     """A new alert as far as it is known before its write job runs: all but its ``seq`` and
     its operation's id (and, for a restricted audience, who its route adds).
 
     Built in the reporting request's own task, so that the batch's transaction, which
-    every writer waits for, does only what needs the store.
+    every writer waits for, does only what needs the store. The alert is a row of its
+    columns (as an ``Alert`` built by the ORM would insert them, unset ones as NULL).
     """
 
     operation_code: str
     reported_by: str
     body: AlertBody
-    alert: Alert
-    row: dict[str, Any]  # the alert's columns, to insert
+    row: dict[str, Any]
     rendered: dict[str, Any]
     children: list[tuple[Table, dict[str, Any]]]
 
     @classmethod
     def of(cls, caller: Caller, operation_code: str, body: AlertBody) -> _Draft:
         assert caller.administration_id is not None and caller.administration is not None
-        now = utcnow()
-        alert = Alert(
-            id=str(ULID()),
+        now, alert_id = utcnow(), str(ULID())
+        row: dict[str, Any] = dict.fromkeys(ALERT_COLUMNS)
+        row.update(
+            id=alert_id,
             reporter_id=caller.administration_id,
             reporter_key_label=caller.label,
             status=AlertStatus.open.value,
@@ -120,32 +137,30 @@ class _Draft:
             created_at=now,
             updated_at=now,
         )
-        draft = cls(operation_code, caller.administration, body, alert, {}, {}, [])
+        draft = cls(operation_code, caller.administration, body, row, {}, [])
         draft._render()
-        draft.children = _children(alert.id, body)
+        draft.children = _children(alert_id, body)
         return draft
 
     def _render(self) -> None:
-        document = _apply_body(self.alert, self.body)
-        self.row = {column.key: getattr(self.alert, column.key) for column in ALERT.columns}
+        columns, document = _columns_of(self.body)
+        self.row.update(columns)
         self.rendered = render(
-            self.alert,
+            _Row(self.row),
             operation=self.operation_code,
             reported_by=self.reported_by,
             acks=[],
             document=document,
         )
 
-    def complete(self, op: Operation, seq: int) -> Alert:
+    def complete(self, op: Operation, seq: int) -> _Row:
         """Give the alert what the store decided. ``_audience`` may have added the route's
         participants to a restricted audience, which the document then shows."""
-        alert = self.alert
-        alert.seq, alert.operation_id = seq, op.id
+        self.row["seq"], self.row["operation_id"] = seq, op.id
         if isinstance(self.body.audience, RestrictedAudience):
             self._render()
-        self.row["seq"], self.row["operation_id"] = seq, op.id
         self.rendered["seq"] = seq
-        return alert
+        return _Row(self.row)
 
 
 async def _report(
@@ -174,7 +189,7 @@ async def _report(
         recipient_ids=(a.id for a in recipients),
         commodities=(item.commodity.value for item in body.items),
     )
-    _append_alert_event(tx, "alert.created", op, alert, draft.rendered, facts, seq=alert.seq)
+    _append_alert_event(tx, "alert.created", op, alert.id, draft.rendered, facts, seq=alert.seq)
     audit.record_in(
         tx, caller=caller, action="alert.create", operation=op.code, alert_ids=[alert.id]
     )
@@ -233,24 +248,34 @@ def _audience(op: Operation, body: AlertBody, *, kept: set[str]) -> list[Adminis
     return [known[code] for code in audience.recipients if code in known]
 
 
-def _apply_body(alert: Alert, body: AlertBody) -> dict[str, Any]:
-    """Copy ``body`` onto the row; returns the stored document (already a dict)."""
-    alert.kind = body.kind.value
-    alert.priority = body.priority.value
-    alert.tlp = body.tlp.value
-    alert.occurred_at = body.occurred_at
-    alert.territory = body.location.territory
-    alert.transport_mode = body.transport_mode.value if body.transport_mode else None
-    alert.detection_method = body.detection_method.value if body.detection_method else None
-    alert.origin = body.route.origin if body.route else None
-    alert.destination = body.route.destination if body.route else None
-    alert.audience_scope = body.audience.scope
-    alert.commodity_mask = commodity_mask(item.commodity.value for item in body.items)
-    alert.summary = body.summary
-    alert.narrative = body.narrative
-    alert.concealment = body.concealment
+def _columns_of(body: AlertBody) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The alert's columns that ``body`` decides, and its stored document (a dict)."""
     document = body.document()
-    alert.document = dumps(document).decode()
+    columns = {
+        "kind": body.kind.value,
+        "priority": body.priority.value,
+        "tlp": body.tlp.value,
+        "occurred_at": body.occurred_at,
+        "territory": body.location.territory,
+        "transport_mode": body.transport_mode.value if body.transport_mode else None,
+        "detection_method": body.detection_method.value if body.detection_method else None,
+        "origin": body.route.origin if body.route else None,
+        "destination": body.route.destination if body.route else None,
+        "audience_scope": body.audience.scope,
+        "commodity_mask": commodity_mask(item.commodity.value for item in body.items),
+        "summary": body.summary,
+        "narrative": body.narrative,
+        "concealment": body.concealment,
+        "document": dumps(document).decode(),
+    }
+    return columns, document
+
+
+def _apply_body(alert: Alert, body: AlertBody) -> dict[str, Any]:
+    """Copy ``body`` onto the row; returns the stored document."""
+    columns, document = _columns_of(body)
+    for name, value in columns.items():
+        setattr(alert, name, value)
     return document
 
 
@@ -297,7 +322,7 @@ def _append_alert_event(
     tx: WriteTx,
     type: str,
     op: Operation,
-    alert: Alert,
+    alert_id: str,
     rendered: dict[str, Any],
     facts: AlertFacts,
     seq: int | None = None,
@@ -306,7 +331,7 @@ def _append_alert_event(
         tx,
         type=type,
         operation=(op.id, op.code),
-        alert_id=alert.id,
+        alert_id=alert_id,
         body={"alert": rendered},
         facts=facts,
         seq=seq,
@@ -430,7 +455,7 @@ async def _after_change(
 ) -> Rendered:
     (rendered,) = await render_many(tx.session, [alert])
     facts = await events.stored_facts(tx.session, alert)
-    _append_alert_event(tx, event, op, alert, rendered, facts)
+    _append_alert_event(tx, event, op, alert.id, rendered, facts)
     action = "alert.amend" if event == "alert.amended" else "alert.withdraw"
     audit.record_in(tx, caller=caller, action=action, operation=op.code, alert_ids=[alert.id])
     return Rendered(rendered, etag_of(alert))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -51,8 +51,27 @@ def append(
     )
 
 
+class RoutedAlert(Protocol):
+    """What ``facts_of`` reads of an alert: an ``Alert`` or a row of its columns."""
+
+    @property
+    def operation_id(self) -> int: ...
+    @property
+    def reporter_id(self) -> int: ...
+    @property
+    def audience_scope(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def priority(self) -> str: ...
+    @property
+    def transport_mode(self) -> str | None: ...
+    @property
+    def territory(self) -> str: ...
+
+
 def facts_of(
-    alert: Alert, *, recipient_ids: Iterable[int], commodities: Iterable[str]
+    alert: RoutedAlert, *, recipient_ids: Iterable[int], commodities: Iterable[str]
 ) -> AlertFacts:
     """What the stream needs to know of ``alert`` to route an event about it."""
     return AlertFacts(
