@@ -30,7 +30,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Table, bindparam, insert, or_, select, update
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from app.db import WriterLock
@@ -190,6 +190,10 @@ async def _live_keys(session: AsyncSession, jobs: list[_Pending[Any]]) -> set[st
     return set(found.scalars())
 
 
+class _StaleConnection(Exception):
+    """The connection a batch was given was found dead before the batch wrote anything."""
+
+
 @dataclass(slots=True)
 class _Pending(Generic[T]):
     job: Job[T]
@@ -286,13 +290,27 @@ class Committer:
                 self._publish(committed)
 
     async def _commit(self, jobs: list[_Pending[Any]]) -> Batch:
+        try:
+            return await self._commit_once(jobs)
+        except _StaleConnection:
+            # Nothing was written: the batch's first statement found the connection dead
+            # (the store restarted since it was pooled). SQLAlchemy has dropped the pool's
+            # connections; run the batch again on a fresh one.
+            return await self._commit_once(jobs)
+
+    async def _commit_once(self, jobs: list[_Pending[Any]]) -> Batch:
         async with (
             self._writer_lock.held() if self._writer_lock else contextlib.nullcontext(),
             self._sessions() as session,
             session.begin(),
         ):
             counter = LOCKED_COUNTER if self._lock_counter_row else COUNTER
-            start = (await session.execute(counter)).scalar_one()
+            try:
+                start = (await session.execute(counter)).scalar_one()
+            except DBAPIError as exc:
+                if exc.connection_invalidated:
+                    raise _StaleConnection from exc
+                raise
             tx = WriteTx(session, start)
             live: set[str] | None = None  # keys known live, until a job may have revoked one
             for index, pending in enumerate(jobs):

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
 
 from app.committer import WriteTx
 from app.errors import Conflict, NotFound
@@ -64,13 +65,13 @@ async def create_operation(tx: WriteTx, *, data: OperationIn) -> OperationOut:
 
 async def load_operation(session: AsyncSession, *, code: str) -> Operation:
     """The operation, fresh from the store; 404 if there is none."""
-    op = (
-        await session.execute(
-            select(Operation)
-            .where(Operation.code == code)
-            .execution_options(populate_existing=True)
-        )
-    ).scalar_one_or_none()
+    query = (
+        select(Operation)
+        .where(Operation.code == code)
+        .options(joinedload(Operation.participations))  # one round trip, not two
+        .execution_options(populate_existing=True)
+    )
+    op = (await session.execute(query)).unique().scalar_one_or_none()
     if op is None:
         raise NotFound(f"No operation {code}")
     return op
