@@ -10,7 +10,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from app.committer import WriteTx, _insert_plan
+from app.committer import WriteTx, _insert_plan, _together_plan
 from app.deps import Runtime
 from app.models import AuditRecord
 from app.models.base import utcnow
@@ -103,3 +103,33 @@ def test_plans_are_plain_inserts_in_placeholder_order(dialect_name: str) -> None
     # The values follow the statement's columns.
     assert [c.strip().strip('"') for c in columns.split(",")] == [n for n, _ in plan.params]
     assert _insert_plan(AUDIT, ("action",), dialect) is None  # `at` has a Python default
+
+
+def test_postgres_inserts_every_table_in_one_statement_parents_first() -> None:
+    from sqlalchemy.dialects.postgresql import asyncpg
+
+    from app.models import AlertItem, Event
+
+    dialect = asyncpg.dialect()
+    item, event = AlertItem.__table__, Event.__table__
+    shapes = (
+        (item, ("alert_id", "commodity")),
+        (event, ("seq", "type", "operation_id", "alert_id", "at", "payload")),
+        (AUDIT, ("at", "action")),
+    )
+    plan = _together_plan(shapes, dialect)  # type: ignore[arg-type]
+
+    assert plan is not None
+    assert plan.sql.startswith("WITH staged_0 AS (INSERT INTO alert_item (alert_id, commodity) ")
+    assert plan.sql.count("INSERT INTO") == 3 and plan.sql.index("alert_item") < plan.sql.index(
+        "INSERT INTO event"
+    )
+    assert "unnest($1::VARCHAR(26)[], $2::VARCHAR(32)[])" in plan.sql
+    assert plan.sql.endswith(
+        "SELECT * FROM unnest($9::TIMESTAMP WITH TIME ZONE[], $10::VARCHAR(32)[])"
+    )
+    assert [len(columns) for columns in plan.params] == [2, 6, 2]
+    # A table whose rows leave out a column with a Python default: not in one statement.
+    assert (
+        _together_plan(((item, ("alert_id", "commodity")), (AUDIT, ("action",))), dialect) is None
+    )  # type: ignore[arg-type]
