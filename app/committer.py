@@ -33,6 +33,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
+from app import sqlite_cursor
 from app.db import WriterLock
 from app.errors import AppError, Conflict, ServiceUnavailable, Unauthorized, is_unavailable
 from app.models import ApiKey, Base, Event, EventCounter
@@ -94,9 +95,11 @@ class WriteTx:
                 by_keys.setdefault(tuple(row), []).append(row)
             groups += [(table, keys, rows) for keys, rows in by_keys.items()]
         connection = await self.session.connection()
-        if connection.dialect.name != "postgresql" or not await _insert_together(
-            connection, groups
-        ):
+        if connection.dialect.name == "postgresql":
+            done = await _insert_together(connection, groups)
+        else:
+            done = await _insert_in_one_trip(connection, groups)
+        if not done:
             for group in groups:
                 await _insert_many(connection, *group)
         for table, hook in self.after_insert.items():
@@ -133,16 +136,27 @@ async def _insert_many(
     if plan is None:  # a column left out has a default computed in Python
         await connection.execute(insert(table), rows)
         return
-    await connection.exec_driver_sql(
-        plan.sql,
-        [
-            tuple(
-                row[name] if process is None else process(row[name])
-                for name, process in plan.params
-            )
-            for row in rows
-        ],
-    )
+    await connection.exec_driver_sql(plan.sql, _parameters(plan, rows))
+
+
+def _parameters(plan: _InsertPlan, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [
+        tuple(row[name] if process is None else process(row[name]) for name, process in plan.params)
+        for row in rows
+    ]
+
+
+async def _insert_in_one_trip(connection: AsyncConnection, groups: list[_Group]) -> bool:
+    """SQLite: every group's ``executemany`` in one trip to the connection's thread. False,
+    having sent nothing, if a group cannot (a column left out has a default computed in
+    Python)."""
+    statements: list[tuple[str, list[Any]]] = []
+    for table, keys, rows in groups:
+        plan = _insert_plan(table, keys, connection.dialect)
+        if plan is None:
+            return False
+        statements.append((plan.sql, _parameters(plan, rows)))
+    return await sqlite_cursor.executemany_all(connection, statements)
 
 
 async def _insert_together(connection: AsyncConnection, groups: list[_Group]) -> bool:

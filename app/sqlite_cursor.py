@@ -24,6 +24,8 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_connection,
     AsyncAdapt_aiosqlite_cursor,
 )
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.util import await_only as await_
 
 _Outcome = tuple[Any, list[Any], int, Any]  # description, rows, rowcount, lastrowid
@@ -113,6 +115,37 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
             )
         self._description, rows, self._rowcount, self._lastrowid = outcome
         self._rows = collections.deque(rows)
+
+
+def _run_many(connection: sqlite3.Connection, statements: list[tuple[str, list[Any]]]) -> None:
+    """In aiosqlite's thread: each statement run for each of its parameter sets, in order."""
+    cursor = connection.cursor()
+    try:
+        for operation, parameters in statements:
+            try:
+                cursor.executemany(operation, parameters)
+            except sqlite3.Error as error:
+                # As SQLAlchemy would raise it (the committer tells conflicts and an
+                # unavailable store from these), naming the statement that failed.
+                raise DBAPIError.instance(operation, None, error, sqlite3.Error) from error
+    finally:
+        cursor.close()
+
+
+async def executemany_all(
+    connection: AsyncConnection, statements: list[tuple[str, list[Any]]]
+) -> bool:
+    """Run several ``executemany`` statements in one trip to the connection's thread, in
+    the connection's current transaction. False, having run nothing, if the connection
+    is not one of ours."""
+    raw = await connection.get_raw_connection()
+    adapted = raw.dbapi_connection
+    if not isinstance(adapted, OneTripConnection):
+        return False
+    driver = adapted._connection
+    async with adapted._execute_mutex:
+        await driver._execute(_run_many, driver._conn, statements)
+    return True
 
 
 class OneTripConnection(AsyncAdapt_aiosqlite_connection):

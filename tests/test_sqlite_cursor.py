@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.db import _sqlite_engine
-from app.sqlite_cursor import OneTripConnection
+from app.sqlite_cursor import OneTripConnection, executemany_all
 
 
 @pytest.fixture
@@ -104,3 +104,38 @@ async def test_streamed_results_still_use_a_server_side_cursor(engine: AsyncEngi
         result = await connection.stream(text("SELECT name FROM item ORDER BY id"))
         names = [row.name async for row in result]
     assert names == [f"n{i:04d}" for i in range(1000)]
+
+
+async def test_several_executemany_are_one_trip_in_the_transaction(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        calls = await _trips(connection)
+        done = await executemany_all(
+            connection,
+            [
+                ("INSERT INTO item (name) VALUES (?)", [("a",), ("b",)]),
+                ("INSERT INTO item (name) VALUES (?)", [("c",)]),
+            ],
+        )
+        assert done and len(calls) == 1
+        await transaction.rollback()  # they were in the connection's transaction
+        left = await connection.execute(text("SELECT count(*) FROM item"))
+        assert left.scalar_one() == 0
+
+
+async def test_a_failing_statement_is_a_sqlalchemy_error_naming_it(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
+        await connection.begin()
+        with pytest.raises(IntegrityError) as raised:
+            await executemany_all(
+                connection,
+                [
+                    ("INSERT INTO item (name) VALUES (?)", [("a",)]),
+                    ("INSERT INTO item (name) VALUES (?)", [("b",), ("a",)]),
+                ],
+            )
+        assert "UNIQUE" in str(raised.value.orig)
+        assert raised.value.statement == "INSERT INTO item (name) VALUES (?)"
+        await connection.rollback()
+        again = await connection.execute(text("SELECT count(*) FROM item"))
+        assert again.scalar_one() == 0
