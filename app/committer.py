@@ -28,12 +28,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Table, bindparam, insert, or_, select, update
-from sqlalchemy.engine import Dialect
+from sqlalchemy import Table, bindparam, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app import sqlite_cursor
+from app import inserts
 from app.db import WriterLock
 from app.errors import AppError, Conflict, ServiceUnavailable, Unauthorized, is_unavailable
 from app.models import ApiKey, Base, Event, EventCounter
@@ -88,7 +87,7 @@ class WriteTx:
         for table, row in self.staged:
             by_table.setdefault(table, []).append(row)
         self.staged.clear()
-        groups: list[_Group] = []
+        groups: list[inserts.Group] = []
         for table in _INSERT_ORDER:
             by_keys: dict[tuple[str, ...], list[dict[str, Any]]] = {}
             for row in by_table.get(table, ()):
@@ -96,12 +95,12 @@ class WriteTx:
             groups += [(table, keys, rows) for keys, rows in by_keys.items()]
         connection = await self.session.connection()
         if connection.dialect.name == "postgresql":
-            done = await _insert_together(connection, groups)
+            done = await inserts.together(connection, groups)
         else:
-            done = await _insert_in_one_trip(connection, groups)
+            done = await inserts.in_one_trip(connection, groups)
         if not done:
             for group in groups:
-                await _insert_many(connection, *group)
+                await inserts.many(connection, *group)
         for table, hook in self.after_insert.items():
             inserted = by_table.get(table)
             if inserted:
@@ -117,143 +116,6 @@ LOCKED_COUNTER = COUNTER.with_for_update()
 MOVE_COUNTER = (
     update(EventCounter).where(EventCounter.id == 1).values(last_seq=bindparam("last_seq"))
 )
-
-
-_Group = tuple[Table, tuple[str, ...], list[dict[str, Any]]]
-"""Rows staged for one table, all with the same keys."""
-
-
-async def _insert_many(
-    connection: AsyncConnection, table: Table, keys: tuple[str, ...], rows: list[dict[str, Any]]
-) -> None:
-    """Insert ``rows`` with one driver-level ``executemany``.
-
-    The statement is compiled once per table, keys and dialect, and each value goes through
-    its column type's bind processing, as SQLAlchemy's ``insert`` would do; what is left out
-    is SQLAlchemy's handling of each row's parameters, about a tenth of a report's time.
-    """
-    plan = _insert_plan(table, keys, connection.dialect)
-    if plan is None:  # a column left out has a default computed in Python
-        await connection.execute(insert(table), rows)
-        return
-    await connection.exec_driver_sql(plan.sql, _parameters(plan, rows))
-
-
-def _parameters(plan: _InsertPlan, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    return [
-        tuple(row[name] if process is None else process(row[name]) for name, process in plan.params)
-        for row in rows
-    ]
-
-
-async def _insert_in_one_trip(connection: AsyncConnection, groups: list[_Group]) -> bool:
-    """SQLite: every group's ``executemany`` in one trip to the connection's thread. False,
-    having sent nothing, if a group cannot (a column left out has a default computed in
-    Python)."""
-    statements: list[tuple[str, list[Any]]] = []
-    for table, keys, rows in groups:
-        plan = _insert_plan(table, keys, connection.dialect)
-        if plan is None:
-            return False
-        statements.append((plan.sql, _parameters(plan, rows)))
-    return await sqlite_cursor.executemany_all(connection, statements)
-
-
-async def _insert_together(connection: AsyncConnection, groups: list[_Group]) -> bool:
-    """PostgreSQL: every group in one statement and one round trip. Each table's rows go in
-    as one array per column (``INSERT ... SELECT * FROM unnest(...)``), the tables as
-    data-modifying CTEs of one statement; foreign keys are checked at its end, so children
-    may go in beside their parents. False, having sent nothing, if a group cannot (a
-    column left out has a default computed in Python)."""
-    shapes = tuple((table, keys) for table, keys, _ in groups)
-    plan = _together_plan(shapes, connection.dialect)
-    if plan is None:
-        return False
-    arrays: list[list[Any]] = []
-    for (_, _, rows), columns in zip(groups, plan.params, strict=True):
-        for name, process in columns:
-            if process is None:
-                arrays.append([row[name] for row in rows])
-            else:
-                arrays.append([process(row[name]) for row in rows])
-    await connection.exec_driver_sql(plan.sql, tuple(arrays))
-    return True
-
-
-@dataclass(frozen=True, slots=True)
-class _TogetherPlan:
-    sql: str
-    params: tuple[tuple[tuple[str, Callable[[Any], Any] | None], ...], ...]  # per group
-
-
-_TOGETHER: dict[tuple[tuple[Table, tuple[str, ...]], ...], _TogetherPlan | None] = {}
-
-
-def _together_plan(
-    shapes: tuple[tuple[Table, tuple[str, ...]], ...], dialect: Dialect
-) -> _TogetherPlan | None:
-    if shapes in _TOGETHER:
-        return _TOGETHER[shapes]
-    quote = dialect.identifier_preparer
-    inserts: list[str] = []
-    params: list[tuple[tuple[str, Callable[[Any], Any] | None], ...]] = []
-    number = 0
-    for table, keys in shapes:
-        if any(column.default is not None for column in table.columns if column.key not in keys):
-            _TOGETHER[shapes] = None
-            return None
-        casts = []
-        for key in keys:
-            number += 1
-            casts.append(f"${number}::{table.c[key].type.compile(dialect=dialect)}[]")
-        names = ", ".join(quote.quote(table.c[key].name) for key in keys)
-        # Names from the model's metadata, quoted by the dialect; values are bound.
-        inserts.append(
-            f"INSERT INTO {quote.format_table(table)} ({names}) "  # noqa: S608
-            f"SELECT * FROM unnest({', '.join(casts)})"
-        )
-        params.append(
-            tuple(
-                (key, table.c[key].type.dialect_impl(dialect).bind_processor(dialect))
-                for key in keys
-            )
-        )
-    *first, last = inserts
-    ctes = ", ".join(f"staged_{n} AS ({statement})" for n, statement in enumerate(first))
-    plan = _TogetherPlan(f"WITH {ctes} {last}" if first else last, tuple(params))
-    _TOGETHER[shapes] = plan
-    return plan
-
-
-@dataclass(frozen=True, slots=True)
-class _InsertPlan:
-    sql: str
-    # The statement's parameters in placeholder order, each with its bind processor.
-    params: tuple[tuple[str, Callable[[Any], Any] | None], ...]
-
-
-_PLANS: dict[tuple[Table, tuple[str, ...], str], _InsertPlan | None] = {}
-
-
-def _insert_plan(table: Table, keys: tuple[str, ...], dialect: Dialect) -> _InsertPlan | None:
-    """The positional INSERT of ``keys`` into ``table``; None when a column left out has a
-    default that SQLAlchemy computes in Python (then its own path applies it)."""
-    index = (table, keys, dialect.name)
-    if index in _PLANS:
-        return _PLANS[index]
-    plan = None
-    if not any(column.default is not None for column in table.columns if column.key not in keys):
-        compiled = insert(table).inline().compile(dialect=dialect, column_keys=list(keys))
-        assert compiled.positional and compiled.positiontup is not None
-        plan = _InsertPlan(
-            str(compiled),
-            tuple(
-                (name, table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
-                for name in compiled.positiontup
-            ),
-        )
-    _PLANS[index] = plan
-    return plan
 
 
 _INSERT_ORDER: list[Table] = list(Base.metadata.sorted_tables)
@@ -277,8 +139,10 @@ async def _live_keys(session: AsyncSession, jobs: list[_Pending[Any]]) -> set[st
     return set(found.scalars())
 
 
-class _StaleConnection(Exception):
-    """The connection a batch was given was found dead before the batch wrote anything."""
+class _StaleConnection(ConnectionError):
+    """The connection a batch was given was found dead before the batch wrote anything.
+    (Found again on the retry, it is the store's unavailability: 503, as ``is_unavailable``
+    tells a ``ConnectionError``.)"""
 
 
 @dataclass(slots=True)

@@ -10,8 +10,9 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from app.committer import WriteTx, _insert_plan, _together_plan
+from app.committer import WriteTx
 from app.deps import Runtime
+from app.inserts import insert_plan, together_plan
 from app.models import AuditRecord
 from app.models.base import utcnow
 from tests.conftest import reset
@@ -94,7 +95,7 @@ def test_plans_are_plain_inserts_in_placeholder_order(dialect_name: str) -> None
 
     dialect = aiosqlite.dialect() if dialect_name == "sqlite" else asyncpg.dialect()
     keys = ("query", "action", "at")
-    plan = _insert_plan(AUDIT, keys, dialect)  # type: ignore[arg-type]
+    plan = insert_plan(AUDIT, keys, dialect)  # type: ignore[arg-type]
 
     assert plan is not None
     assert "RETURNING" not in plan.sql.upper()
@@ -102,7 +103,7 @@ def test_plans_are_plain_inserts_in_placeholder_order(dialect_name: str) -> None
     columns = plan.sql.split("(", 1)[1].split(")", 1)[0]
     # The values follow the statement's columns.
     assert [c.strip().strip('"') for c in columns.split(",")] == [n for n, _ in plan.params]
-    assert _insert_plan(AUDIT, ("action",), dialect) is None  # `at` has a Python default
+    assert insert_plan(AUDIT, ("action",), dialect) is None  # `at` has a Python default
 
 
 def test_postgres_inserts_every_table_in_one_statement_parents_first() -> None:
@@ -117,7 +118,7 @@ def test_postgres_inserts_every_table_in_one_statement_parents_first() -> None:
         (event, ("seq", "type", "operation_id", "alert_id", "at", "payload")),
         (AUDIT, ("at", "action")),
     )
-    plan = _together_plan(shapes, dialect)  # type: ignore[arg-type]
+    plan = together_plan(shapes, dialect)  # type: ignore[arg-type]
 
     assert plan is not None
     assert plan.sql.startswith("WITH staged_0 AS (INSERT INTO alert_item (alert_id, commodity) ")
@@ -130,6 +131,4 @@ def test_postgres_inserts_every_table_in_one_statement_parents_first() -> None:
     )
     assert [len(columns) for columns in plan.params] == [2, 6, 2]
     # A table whose rows leave out a column with a Python default: not in one statement.
-    assert (
-        _together_plan(((item, ("alert_id", "commodity")), (AUDIT, ("action",))), dialect) is None
-    )  # type: ignore[arg-type]
+    assert together_plan(((item, ("alert_id", "commodity")), (AUDIT, ("action",))), dialect) is None  # type: ignore[arg-type]

@@ -45,10 +45,10 @@ async def test_a_second_writer_waits_for_the_first_and_goes_on_when_it_lets_go(
     assert order == ["first in", "first out", "second in", "second out"]
 
 
-async def test_a_writer_that_waits_too_long_gives_up_and_leaves_the_lock_free(
+async def test_a_writer_that_waits_too_long_gives_up_and_its_next_lock_is_its_own(
     path: str,
 ) -> None:
-    holder, waiter, later = (WriterLock(path, timeout=0.2) for _ in range(3))
+    holder, waiter, other = (WriterLock(path, timeout=0.2) for _ in range(3))
     release = asyncio.Event()
 
     async def hold() -> None:
@@ -63,9 +63,15 @@ async def test_a_writer_that_waits_too_long_gives_up_and_leaves_the_lock_free(
                 pytest.fail("got a lock that another writer holds")
         release.set()
         await held
-        await asyncio.sleep(0.05)  # the given-up wait takes the lock, then lets it go
-        async with later.held():
+        async with waiter.held():
+            # The abandoned wait has taken the old file's lock and let it go by now; the
+            # lock this batch holds is still held against everyone else.
+            await asyncio.sleep(0.1)
+            with pytest.raises(TimeoutError):
+                async with other.held():
+                    pytest.fail("two writers hold the lock")
+        async with other.held():  # and let go once the batch is done
             pass
     finally:
-        for lock in (holder, waiter, later):
+        for lock in (holder, waiter, other):
             lock.close()

@@ -70,7 +70,7 @@ class ReportFastPath:
         scope["route"] = self._report_route(scope)
         wait = runtime.limiter.retry_after(caller.key_id)
         if wait is not None:
-            await problem_response(TooManyRequests(wait))(scope, _nothing, send)
+            await self._refuse(scope, send, runtime, token, TooManyRequests(wait))
             return True
         idempotency_key = headers.get("idempotency-key")
         raw = None if idempotency_key is None else json.loads(body)  # it validated as JSON
@@ -85,12 +85,24 @@ class ReportFastPath:
                 idempotency_key=idempotency_key,
             )
         except AppError as error:
-            if isinstance(error, Unauthorized):  # revoked or expired since it was looked up
-                runtime.keys.forget(token)
-            await problem_response(error)(scope, _nothing, send)
+            await self._refuse(scope, send, runtime, token, error)
             return True
         await stored_response(stored)(scope, _nothing, send)
         return True
+
+    async def _refuse(
+        self, scope: Scope, send: Send, runtime: Runtime, token: str, error: AppError
+    ) -> None:
+        """Answer ``error``, unless the key (known from memory) is no longer live: then 401,
+        which API.md section 2 gives a revoked or expired key before anything else."""
+        if not isinstance(error, Unauthorized):
+            try:
+                await runtime.keys.confirm(runtime.db.read_engine, token=token, now=utcnow())
+            except Unauthorized as refused:
+                error = refused
+        if isinstance(error, Unauthorized):
+            runtime.keys.forget(token)
+        await problem_response(error)(scope, _nothing, send)
 
     def _report_route(self, scope: Scope) -> Any:
         """The route this path stands in for, so that metrics and logs name it alike."""

@@ -143,6 +143,11 @@ class KeyCache:
         self._known[digest] = known
         return known.caller
 
+    async def confirm(self, engine: AsyncEngine, *, token: str, now: datetime) -> Caller:
+        """``authenticate`` from the store, whatever memory holds (401 as ``authenticate``)."""
+        self.forget(token)
+        return await self.authenticate(engine, token=token, now=now)
+
     def forget(self, token: str) -> None:
         """Drop ``token``, found revoked or expired at commit."""
         self._known.pop(hash_token(token), None)

@@ -226,3 +226,28 @@ async def test_a_key_revoked_in_the_same_batch_before_a_report_refuses_it(
     assert_problem(refused, 401)
     assert other.status_code == 201, other.text
     assert sorted(await stored_summaries(reporting)) == ["before", "other key"]
+
+
+@pytest.mark.parametrize("refusal", ["bad idempotency key", "no such operation"])
+async def test_a_revoked_key_known_from_memory_is_401_before_any_other_refusal(
+    reporting: Reporting, database_url: str, refusal: str
+) -> None:
+    key_id, headers = await member_key(reporting, "system")
+    warmed = await reporting.client.post(ALERTS, json=seizure(summary="before"), headers=headers)
+    assert warmed.status_code == 201
+    await on_another_node(
+        database_url,
+        "UPDATE api_key SET revoked_at = :at WHERE id = :id",
+        at=datetime.now(UTC),
+        id=key_id,
+    )
+    path, extra = ALERTS, {}
+    if refusal == "bad idempotency key":
+        extra = {"Idempotency-Key": "x" * 256}  # 422 for a live key
+    else:
+        path = "/v1/operations/NO-SUCH-OP/alerts"  # 404 for a live key
+
+    refused = await reporting.client.post(path, json=seizure(), headers={**headers, **extra})
+
+    assert_problem(refused, 401)
+    assert await stored_summaries(reporting) == ["before"]
