@@ -45,4 +45,4 @@ bench: install
 	$(BIN)/python -m bench.million
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache relay.db relay.db-wal relay.db-shm relay.db-writer.lock
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache relay.db relay.db-wal relay.db-shm relay.db-writer.lock demo.db demo.db-wal demo.db-shm demo.db-writer.lock
