@@ -25,6 +25,18 @@ MAX_PLANS = 512
 
 Group = tuple[Table, tuple[str, ...], list[dict[str, Any]]]
 """Rows staged for one table, all with the same keys."""
+Param = tuple[str, Callable[[Any], Any] | None]
+"""A statement's parameter: the row's key, and its column type's bind processor."""
+
+
+def _param(table: Table, key: str, dialect: Dialect) -> Param:
+    return key, table.c[key].type.dialect_impl(dialect).bind_processor(dialect)
+
+
+def _leaves_out_a_default(table: Table, keys: tuple[str, ...]) -> bool:
+    """Whether a column that ``keys`` leave out has a default SQLAlchemy computes in Python
+    (only SQLAlchemy's own insert applies it)."""
+    return any(column.default is not None for column in table.columns if column.key not in keys)
 
 
 async def many(
@@ -87,23 +99,24 @@ async def together(connection: AsyncConnection, groups: list[Group]) -> bool:
 @dataclass(frozen=True, slots=True)
 class TogetherPlan:
     sql: str
-    params: tuple[tuple[tuple[str, Callable[[Any], Any] | None], ...], ...]  # per group
+    params: tuple[tuple[Param, ...], ...]  # per group
 
 
-_TOGETHER: dict[tuple[tuple[Table, tuple[str, ...]], ...], TogetherPlan | None] = {}
+_TOGETHER: dict[tuple[tuple[tuple[Table, tuple[str, ...]], ...], str], TogetherPlan] = {}
 
 
 def together_plan(
     shapes: tuple[tuple[Table, tuple[str, ...]], ...], dialect: Dialect
 ) -> TogetherPlan | None:
-    if shapes in _TOGETHER:
-        return _TOGETHER[shapes]
+    index = (shapes, dialect.name)
+    if index in _TOGETHER:
+        return _TOGETHER[index]
     quote = dialect.identifier_preparer
     inserts: list[str] = []
-    params: list[tuple[tuple[str, Callable[[Any], Any] | None], ...]] = []
+    params: list[tuple[Param, ...]] = []
     number = 0
     for table, keys in shapes:
-        if any(column.default is not None for column in table.columns if column.key not in keys):
+        if _leaves_out_a_default(table, keys):
             return None
         casts = []
         for key in keys:
@@ -115,25 +128,19 @@ def together_plan(
             f"INSERT INTO {quote.format_table(table)} ({names}) "  # noqa: S608
             f"SELECT * FROM unnest({', '.join(casts)})"
         )
-        params.append(
-            tuple(
-                (key, table.c[key].type.dialect_impl(dialect).bind_processor(dialect))
-                for key in keys
-            )
-        )
+        params.append(tuple(_param(table, key, dialect) for key in keys))
     *first, last = inserts
     ctes = ", ".join(f"staged_{n} AS ({statement})" for n, statement in enumerate(first))
     plan = TogetherPlan(f"WITH {ctes} {last}" if first else last, tuple(params))
     if len(_TOGETHER) < MAX_PLANS:
-        _TOGETHER[shapes] = plan
+        _TOGETHER[index] = plan
     return plan
 
 
 @dataclass(frozen=True, slots=True)
 class InsertPlan:
     sql: str
-    # The statement's parameters in placeholder order, each with its bind processor.
-    params: tuple[tuple[str, Callable[[Any], Any] | None], ...]
+    params: tuple[Param, ...]  # in placeholder order
 
 
 _PLANS: dict[tuple[Table, tuple[str, ...], str], InsertPlan | None] = {}
@@ -146,15 +153,11 @@ def insert_plan(table: Table, keys: tuple[str, ...], dialect: Dialect) -> Insert
     if index in _PLANS:
         return _PLANS[index]
     plan = None
-    if not any(column.default is not None for column in table.columns if column.key not in keys):
+    if not _leaves_out_a_default(table, keys):
         compiled = insert(table).inline().compile(dialect=dialect, column_keys=list(keys))
         assert compiled.positional and compiled.positiontup is not None
         plan = InsertPlan(
-            str(compiled),
-            tuple(
-                (name, table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
-                for name in compiled.positiontup
-            ),
+            str(compiled), tuple(_param(table, name, dialect) for name in compiled.positiontup)
         )
     if len(_PLANS) < MAX_PLANS:
         _PLANS[index] = plan

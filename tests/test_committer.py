@@ -15,9 +15,9 @@ from app.deps import Runtime
 from app.inserts import insert_plan, together_plan
 from app.models import AuditRecord
 from app.models.base import utcnow
+from app.services.audit import AUDIT
 from tests.conftest import reset
 
-AUDIT = AuditRecord.__table__
 SEOUL = timezone(timedelta(hours=9))
 
 
